@@ -1,0 +1,56 @@
+#pragma once
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kpt/tensor.hpp"
+#include "kpt/value.hpp"
+
+namespace kpt {
+
+namespace ir {
+struct Graph;
+}
+
+// A declared input or output of a model. Dims of -1 are dynamic; `symbols` holds the name of
+// each symbolic dim ("" where the dim is fixed or unnamed).
+struct IoInfo {
+  std::string name;
+  std::string kind = "tensor";  // "tensor", "sequence" or "optional"
+  DType dtype = DType::Undefined;
+  bool has_shape = false;
+  Dims dims;
+  std::vector<std::string> symbols;
+};
+
+struct SessionOptions {
+  // Checked against the product of an output's dims before any allocation.
+  int64_t max_tensor_bytes = int64_t{16} << 30;
+};
+
+class Session {
+ public:
+  static Session open(const std::string& path, SessionOptions options = {});
+  static Session from_bytes(const std::string& bytes, SessionOptions options = {});
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  ~Session();
+
+  const std::vector<IoInfo>& inputs() const;
+  const std::vector<IoInfo>& outputs() const;
+  // Runs with named inputs; every required input must be present with the declared dtype and a
+  // shape compatible with the declared one. Returns outputs in declaration order.
+  std::vector<Value> run(const std::map<std::string, Value>& inputs) const;
+  std::vector<Tensor> run_tensors(const std::map<std::string, Tensor>& inputs) const;
+
+  const ir::Graph& graph() const;
+
+ private:
+  struct Impl;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kpt

@@ -1,0 +1,34 @@
+#pragma once
+#include <string>
+
+#include "ir/model.hpp"
+#include "kpt/value.hpp"
+
+namespace onnx {
+class TensorProto;
+class SequenceProto;
+class OptionalProto;
+class TypeProto;
+}  // namespace onnx
+
+namespace kpt::onnx_import {
+
+struct ImportLimits {
+  int max_subgraph_depth = 64;
+  int max_function_depth = 32;
+};
+
+// Reads an ONNX model. External data files are read only from `model_dir` (the folder of
+// the model file; empty when loading from bytes, which then may not use external data).
+ir::Model import_file(const std::string& path, const ImportLimits& limits = {});
+ir::Model import_bytes(const std::string& bytes, const std::string& model_dir,
+                       const ImportLimits& limits = {});
+
+Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& model_dir);
+ir::Type type_from_proto(const onnx::TypeProto& p);
+
+// Reads a data file of the backend test suite (TensorProto, SequenceProto or OptionalProto
+// serialized), choosing the message by the expected type.
+Value read_value_file(const std::string& path, const ir::Type& expected);
+
+}  // namespace kpt::onnx_import

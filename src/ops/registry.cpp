@@ -1,0 +1,72 @@
+#include "ops/registry.hpp"
+
+namespace kpt::ops {
+
+const Value& KernelContext::value(size_t i) const {
+  if (!has_input(i)) fail("input " + std::to_string(i) + " is required but missing");
+  return *inputs_[i];
+}
+
+const Tensor& KernelContext::input(size_t i) const {
+  const Value& v = value(i);
+  if (!v.is_tensor()) fail("input " + std::to_string(i) + " must be a tensor");
+  return v.tensor;
+}
+
+bool KernelContext::wants_output(size_t i) const {
+  return i < outputs_.size() && i < node_.outputs.size() && !node_.outputs[i].empty();
+}
+
+void KernelContext::set_output(size_t i, Tensor t) {
+  set_output_value(i, Value::of(std::move(t)));
+}
+
+void KernelContext::set_output_value(size_t i, Value v) {
+  if (i < outputs_.size()) outputs_[i] = std::move(v);
+}
+
+std::vector<Value> KernelContext::run_subgraph(const ir::Graph& body,
+                                               const std::vector<Value>& inputs) const {
+  if (!run_subgraph_) fail("no subgraph runner is available");
+  return (*run_subgraph_)(body, inputs);
+}
+
+void KernelContext::fail(const std::string& message) const {
+  ::kpt::fail(node_.label() + ": " + message);
+}
+
+void KernelContext::unsupported(const std::string& message) const {
+  ::kpt::unsupported(node_.label() + ": " + message);
+}
+
+Registry& Registry::instance() {
+  static Registry r;
+  return r;
+}
+
+void Registry::add(OpEntry e) {
+  entries_.push_back(std::move(e));
+}
+
+const OpEntry* Registry::find(const std::string& domain, const std::string& op_type,
+                              int opset) const {
+  const OpEntry* best = nullptr;
+  for (const auto& e : entries_) {
+    if (e.domain != domain || e.op_type != op_type || e.since_version > opset) continue;
+    if (!best || e.since_version > best->since_version) best = &e;
+  }
+  return best;
+}
+
+bool Registry::knows(const std::string& domain, const std::string& op_type) const {
+  for (const auto& e : entries_) {
+    if (e.domain == domain && e.op_type == op_type) return true;
+  }
+  return false;
+}
+
+std::vector<OpEntry> Registry::entries() const {
+  return entries_;
+}
+
+}  // namespace kpt::ops

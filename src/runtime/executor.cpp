@@ -1,0 +1,117 @@
+#include "runtime/executor.hpp"
+
+#include <map>
+#include <set>
+
+#include "kpt/error.hpp"
+#include "ops/registry.hpp"
+
+namespace kpt::runtime {
+
+const Value* Scope::find(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it != values_.end()) return &it->second;
+  return parent_ ? parent_->find(name) : nullptr;
+}
+
+Value Scope::take(const std::string& name) {
+  auto it = values_.find(name);
+  if (it != values_.end()) return it->second;
+  const Value* v = parent_ ? parent_->find(name) : nullptr;
+  if (!v) fail("value '" + name + "' was never computed");
+  return *v;
+}
+
+std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& inputs,
+                             const Scope* parent) {
+  Scope scope(parent);
+  for (const auto& [name, t] : g.initializers) scope.set(name, Value::of(t));
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    if (i < inputs.size()) {
+      scope.set(g.inputs[i].name, inputs[i]);
+    } else if (!g.initializers.count(g.inputs[i].name)) {
+      fail("graph '" + g.name + "': input '" + g.inputs[i].name + "' was not given");
+    }
+  }
+  const ops::SubgraphRunner runner = [&scope](const ir::Graph& body, const std::vector<Value>& in) {
+    return run_graph(body, in, &scope);
+  };
+  auto& registry = ops::Registry::instance();
+  for (const auto& node : g.nodes) {
+    const ops::OpEntry* entry = registry.find(node.domain, node.op_type, node.opset);
+    if (!entry || !entry->kernel) {
+      unsupported(node.label() + ": op " + (node.domain.empty() ? "" : node.domain + ".") +
+                  node.op_type + " (opset " + std::to_string(node.opset) + ") is not supported");
+    }
+    std::vector<const Value*> in;
+    in.reserve(node.inputs.size());
+    for (const auto& name : node.inputs) {
+      if (name.empty()) {
+        in.push_back(nullptr);
+        continue;
+      }
+      const Value* v = scope.find(name);
+      if (!v) fail(node.label() + ": input '" + name + "' has no value");
+      in.push_back(v);
+    }
+    std::vector<Value> out(node.outputs.size());
+    ops::KernelContext ctx(node, std::move(in), out, &runner);
+    try {
+      entry->kernel(ctx);
+    } catch (const Unsupported&) {
+      throw;
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      if (msg.find(node.label()) == std::string::npos) msg = node.label() + ": " + msg;
+      fail(msg);
+    } catch (const std::bad_alloc&) {
+      fail(node.label() + ": out of memory");
+    }
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      if (!node.outputs[k].empty()) scope.set(node.outputs[k], std::move(out[k]));
+    }
+  }
+  std::vector<Value> results;
+  results.reserve(g.outputs.size());
+  for (const auto& o : g.outputs) results.push_back(scope.take(o.name));
+  return results;
+}
+
+namespace {
+void collect_unsupported(const ir::Graph& g,
+                         std::map<std::string, std::set<std::string>>& missing) {
+  auto& registry = ops::Registry::instance();
+  for (const auto& node : g.nodes) {
+    if (!registry.find(node.domain, node.op_type, node.opset)) {
+      std::string key = (node.domain.empty() ? "ai.onnx" : node.domain) + "::" + node.op_type +
+                        " (opset " + std::to_string(node.opset) + ")";
+      missing[key].insert(node.name.empty() ? "(unnamed)" : node.name);
+    }
+    for (const auto& [n, a] : node.attrs) {
+      if (a.g) collect_unsupported(*a.g, missing);
+      for (const auto& sg : a.graphs) collect_unsupported(*sg, missing);
+    }
+  }
+}
+}  // namespace
+
+std::string unsupported_ops_report(const ir::Graph& g) {
+  std::map<std::string, std::set<std::string>> missing;
+  collect_unsupported(g, missing);
+  if (missing.empty()) return "";
+  std::string msg = "unsupported operators:";
+  for (const auto& [op, nodes] : missing) {
+    msg += "\n  " + op + " used by ";
+    size_t k = 0;
+    for (const auto& n : nodes) {
+      if (k == 8) {
+        msg += ", ... (" + std::to_string(nodes.size()) + " nodes)";
+        break;
+      }
+      msg += (k++ ? ", " : "") + n;
+    }
+  }
+  return msg;
+}
+
+}  // namespace kpt::runtime

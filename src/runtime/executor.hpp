@@ -1,0 +1,34 @@
+#pragma once
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ir/graph.hpp"
+#include "kpt/value.hpp"
+
+namespace kpt::runtime {
+
+// Values visible while a graph runs; subgraph scopes chain to their parents.
+class Scope {
+ public:
+  explicit Scope(const Scope* parent = nullptr) : parent_(parent) {}
+  const Value* find(const std::string& name) const;
+  void set(const std::string& name, Value v) { values_[name] = std::move(v); }
+  Value take(const std::string& name);
+
+ private:
+  const Scope* parent_;
+  std::unordered_map<std::string, Value> values_;
+};
+
+// Runs a graph with the reference kernels of the op registry, node by node in topological
+// order. `inputs` are positional (graph.inputs order); a missing trailing input falls back to
+// the initializer of the same name.
+std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& inputs,
+                             const Scope* parent = nullptr);
+
+// Every op of the graph (and its subgraphs) that no registered kernel implements, as one
+// message naming each op with its domain and opset and the nodes that use it ("" if none).
+std::string unsupported_ops_report(const ir::Graph& g);
+
+}  // namespace kpt::runtime

@@ -1,0 +1,150 @@
+#include "kpt/session.hpp"
+
+#include <set>
+
+#include "ir/model.hpp"
+#include "kpt/error.hpp"
+#include "onnx/import.hpp"
+#include "runtime/executor.hpp"
+
+namespace kpt {
+
+struct Session::Impl {
+  ir::Model model;
+  SessionOptions options;
+  std::vector<IoInfo> inputs, outputs;
+};
+
+namespace {
+
+IoInfo io_info(const ir::ValueInfo& v) {
+  IoInfo r;
+  r.name = v.name;
+  const ir::Type* t = &v.type;
+  if (t->kind == ir::Type::Kind::Sequence) r.kind = "sequence";
+  if (t->kind == ir::Type::Kind::Optional) r.kind = "optional";
+  if (t->kind != ir::Type::Kind::Tensor && t->inner) t = t->inner.get();
+  if (t->kind == ir::Type::Kind::Sequence && t->inner) t = t->inner.get();
+  r.dtype = t->elem;
+  if (t->shape) {
+    r.has_shape = true;
+    for (const auto& d : *t->shape) {
+      r.dims.push_back(d.known() ? d.value : -1);
+      r.symbols.push_back(d.symbol);
+    }
+  }
+  return r;
+}
+
+void check_input(const IoInfo& info, const Value& v) {
+  const std::string what = "input '" + info.name + "'";
+  if (info.kind == "tensor") {
+    check(v.is_tensor(), what + ": expected a tensor");
+  } else if (info.kind == "sequence") {
+    check(v.is_sequence(), what + ": expected a sequence of tensors");
+    return;
+  } else {
+    return;
+  }
+  const Tensor& t = v.tensor;
+  check(info.dtype == DType::Undefined || t.dtype() == info.dtype,
+        what + ": expected element type " + std::string(dtype_name(info.dtype)) + ", got " +
+            std::string(dtype_name(t.dtype())));
+  if (!info.has_shape) return;
+  check(t.rank() == info.dims.size(), what + ": expected rank " + std::to_string(info.dims.size()) +
+                                          " (shape " + dims_to_string(info.dims) + "), got shape " +
+                                          dims_to_string(t.dims()));
+  for (size_t i = 0; i < info.dims.size(); ++i) {
+    check(info.dims[i] < 0 || info.dims[i] == t.dims()[i],
+          what + ": dimension " + std::to_string(i) + " must be " + std::to_string(info.dims[i]) +
+              " (declared shape " + dims_to_string(info.dims) + "), got shape " +
+              dims_to_string(t.dims()));
+  }
+}
+
+}  // namespace
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  const auto& g = impl_->model.graph;
+  std::string report = runtime::unsupported_ops_report(g);
+  if (!report.empty()) unsupported(report);
+  for (const auto& i : g.inputs) {
+    if (!g.initializers.count(i.name)) impl_->inputs.push_back(io_info(i));
+  }
+  for (const auto& o : g.outputs) impl_->outputs.push_back(io_info(o));
+}
+
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::~Session() = default;
+
+Session Session::open(const std::string& path, SessionOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->model = onnx_import::import_file(path);
+  impl->options = options;
+  return Session(std::move(impl));
+}
+
+Session Session::from_bytes(const std::string& bytes, SessionOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->model = onnx_import::import_bytes(bytes, "");
+  impl->options = options;
+  return Session(std::move(impl));
+}
+
+const std::vector<IoInfo>& Session::inputs() const {
+  return impl_->inputs;
+}
+const std::vector<IoInfo>& Session::outputs() const {
+  return impl_->outputs;
+}
+const ir::Graph& Session::graph() const {
+  return impl_->model.graph;
+}
+
+std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) const {
+  const auto& g = impl_->model.graph;
+  std::set<std::string> known;
+  for (const auto& i : g.inputs) known.insert(i.name);
+  for (const auto& [name, v] : inputs) {
+    if (!known.count(name)) {
+      std::string names;
+      for (const auto& i : impl_->inputs) names += (names.empty() ? "" : ", ") + i.name;
+      fail("unknown input '" + name + "'; the model's inputs are: " + names);
+    }
+  }
+  std::vector<Value> positional;
+  for (const auto& i : g.inputs) {
+    auto it = inputs.find(i.name);
+    if (it == inputs.end()) {
+      auto init = g.initializers.find(i.name);
+      if (init == g.initializers.end()) {
+        const IoInfo info = io_info(i);
+        if (info.kind == "optional") {
+          positional.push_back(Value::none());
+          continue;
+        }
+        fail("missing input '" + i.name + "' (" + std::string(dtype_name(info.dtype)) +
+             (info.has_shape ? dims_to_string(info.dims) : "") + ")");
+      }
+      positional.push_back(Value::of(init->second));
+      continue;
+    }
+    check_input(io_info(i), it->second);
+    positional.push_back(it->second);
+  }
+  return runtime::run_graph(g, positional);
+}
+
+std::vector<Tensor> Session::run_tensors(const std::map<std::string, Tensor>& inputs) const {
+  std::map<std::string, Value> in;
+  for (const auto& [n, t] : inputs) in[n] = Value::of(t);
+  std::vector<Tensor> out;
+  for (auto& v : run(in)) {
+    check(v.is_tensor(), "an output is not a tensor; use Session::run");
+    out.push_back(std::move(v.tensor));
+  }
+  return out;
+}
+
+}  // namespace kpt

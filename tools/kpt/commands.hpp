@@ -1,0 +1,12 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace kpt::cli {
+
+// Each subcommand lives in its own file and adds itself to the app.
+void add_doctor(CLI::App& app);
+void add_inspect(CLI::App& app);
+void add_run(CLI::App& app);
+void add_conformance(CLI::App& app);
+
+}  // namespace kpt::cli
