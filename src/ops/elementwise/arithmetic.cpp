@@ -1,42 +1,33 @@
 // Element-wise binary arithmetic with numpy broadcasting: Add, Sub, Mul, Div.
-#include "ops/op_util.hpp"
-#include "ops/registry.hpp"
+#include <type_traits>
+
+#include "ops/elementwise/elementwise_util.hpp"
 
 namespace kpt::ops {
 namespace {
 
 template <typename Op>
-void binary(KernelContext& ctx, Op op) {
-  const Tensor a = to_compute(ctx.input(0));
-  const Tensor b = to_compute(ctx.input(1));
-  ctx.check(a.dtype() == b.dtype(),
-            "inputs have different element types " + a.describe() + " and " + b.describe());
-  const Dims out_dims = broadcast_dims(a.dims(), b.dims());
-  Tensor out(a.dtype(), out_dims);
-  auto oa = broadcast_offsets(out_dims, a.dims());
-  auto ob = broadcast_offsets(out_dims, b.dims());
-  dispatch(a.dtype(), ctx.node().op_type, [&]<typename T>() {
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    T* po = out.data<T>();
-    for (int64_t i = 0; i < out.numel(); ++i) po[i] = op(pa[oa[i]], pb[ob[i]]);
-  });
-  ctx.set_output(0, from_compute(out, ctx.input(0).dtype()));
+void arithmetic(KernelContext& ctx, Op op) {
+  ctx.set_output(0, ew::binary_same_type(ctx, ctx.input(0), ctx.input(1), ew::AnyNumeric{}, op));
 }
 
 void add(KernelContext& ctx) {
-  binary(ctx, []<typename T>(T x, T y) { return static_cast<T>(x + y); });
+  arithmetic(ctx, []<typename T>(T x, T y) { return static_cast<T>(x + y); });
 }
 void sub(KernelContext& ctx) {
-  binary(ctx, []<typename T>(T x, T y) { return static_cast<T>(x - y); });
+  arithmetic(ctx, []<typename T>(T x, T y) { return static_cast<T>(x - y); });
 }
 void mul(KernelContext& ctx) {
-  binary(ctx, []<typename T>(T x, T y) { return static_cast<T>(x * y); });
+  arithmetic(ctx, []<typename T>(T x, T y) { return static_cast<T>(x * y); });
 }
 void div(KernelContext& ctx) {
-  binary(ctx, []<typename T>(T x, T y) -> T {
+  arithmetic(ctx, []<typename T>(T x, T y) -> T {
     if constexpr (std::is_integral_v<T>) {
       if (y == 0) fail("integer division by zero");
+      // INT_MIN / -1 overflows in C++; two's complement wraps it to INT_MIN.
+      if constexpr (std::is_signed_v<T>) {
+        if (y == static_cast<T>(-1)) return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
+      }
     }
     return static_cast<T>(x / y);
   });

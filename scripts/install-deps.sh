@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages KernelPyTorch needs to build, test and make its demo models.
+# Idempotent: installs only what is missing, and runs apt-get update only when it must.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ make pkg-config
+  libprotobuf-dev protobuf-compiler
+  libgtest-dev libgmock-dev
+  nlohmann-json3-dev libcli11-dev
+  python3-numpy python3-onnx python3-torch python3-torchvision
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
