@@ -25,9 +25,12 @@ struct IoInfo {
   std::vector<std::string> symbols;
 };
 
+// How much the graph optimizer may rewrite the model (see docs/ARCHITECTURE: passes).
+enum class OptimizationLevel { None = 0, Basic = 1, Extended = 2, All = 3 };
+
 struct SessionOptions {
-  // Checked against the product of an output's dims before any allocation.
-  int64_t max_tensor_bytes = int64_t{16} << 30;
+  OptimizationLevel optimization = OptimizationLevel::All;
+  bool check_unsupported_at_load = true;  // fail at open() listing every unsupported op
 };
 
 class Session {
@@ -46,6 +49,8 @@ class Session {
   std::vector<Tensor> run_tensors(const std::map<std::string, Tensor>& inputs) const;
 
   const ir::Graph& graph() const;
+  // Which optimizer passes fired at open() and how the op histogram changed.
+  std::string optimization_report() const;
 
  private:
   struct Impl;

@@ -14,6 +14,11 @@ using Dims = std::vector<int64_t>;
 int64_t element_count(const Dims& dims);  // checks each dim >= 0 and the product for overflow
 std::string dims_to_string(const Dims& dims);
 
+// Largest single tensor allocation allowed (default: 3/4 of physical memory). Larger requests
+// fail with kpt::Error instead of being overcommitted and killing the process later.
+size_t max_allocation_bytes();
+void set_max_allocation_bytes(size_t bytes);
+
 // Memory behind a tensor: 64-byte aligned bytes that it owns, or bytes owned by someone else
 // (a mapped file) kept alive by `keeper`. String tensors keep std::string elements in `strings`.
 struct Storage {

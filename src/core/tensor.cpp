@@ -1,5 +1,8 @@
 #include "kpt/tensor.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -30,7 +33,29 @@ std::string dims_to_string(const Dims& dims) {
   return s + "]";
 }
 
+namespace {
+// Three quarters of physical memory: a request beyond it would only succeed through overcommit
+// and then kill the process when touched, so it is refused with a clear error instead.
+std::atomic<size_t> g_max_allocation{[] {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return size_t{1} << 34;
+  return static_cast<size_t>(pages) / 4 * 3 * static_cast<size_t>(page);
+}()};
+}  // namespace
+
+size_t max_allocation_bytes() {
+  return g_max_allocation.load();
+}
+void set_max_allocation_bytes(size_t bytes) {
+  g_max_allocation.store(bytes);
+}
+
 std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
+  if (bytes > max_allocation_bytes()) {
+    fail("a tensor of " + std::to_string(bytes) + " bytes exceeds the allocation limit of " +
+         std::to_string(max_allocation_bytes()) + " bytes");
+  }
   auto s = std::make_shared<Storage>();
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
@@ -53,8 +78,9 @@ Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {
   }
   size_t esize = dtype_size(dtype_);
   if (esize == 0) fail("cannot allocate a tensor of type " + std::string(dtype_name(dtype_)));
-  if (static_cast<uint64_t>(numel_) > (uint64_t{1} << 62) / esize) {
-    fail("tensor " + describe() + " is too large to allocate");
+  if (static_cast<uint64_t>(numel_) > max_allocation_bytes() / esize) {
+    fail("tensor " + describe() + " needs more than the allocation limit of " +
+         std::to_string(max_allocation_bytes()) + " bytes");
   }
   storage_ = Storage::allocate(static_cast<size_t>(numel_) * esize);
 }

@@ -145,6 +145,12 @@ void collect_outer_uses(const Graph& g, std::set<std::string>& out) {
 
 }  // namespace
 
+std::set<std::string> outer_uses(const Graph& g) {
+  std::set<std::string> out;
+  collect_outer_uses(g, out);
+  return out;
+}
+
 void sort_and_verify(Graph& g, const std::vector<std::string>& outer) {
   std::unordered_set<std::string> available(outer.begin(), outer.end());
   std::unordered_map<std::string, size_t> producer;

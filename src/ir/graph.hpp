@@ -2,6 +2,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,8 @@ struct Graph {
 // Sorts nodes topologically; fails naming a value that is used but never defined (unless
 // `outer` lists it) or the nodes of a cycle. Recurses into subgraphs.
 void sort_and_verify(Graph& g, const std::vector<std::string>& outer = {});
+// Values a subgraph reads from the scopes that enclose it.
+std::set<std::string> outer_uses(const Graph& g);
 // Readable text form, one node per line, subgraphs indented.
 std::string print(const Graph& g);
 // Deepest nesting of subgraphs (0 for a flat graph).

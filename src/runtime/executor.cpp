@@ -5,6 +5,7 @@
 
 #include "kpt/error.hpp"
 #include "ops/registry.hpp"
+#include "ops/run_node.hpp"
 
 namespace kpt::runtime {
 
@@ -36,13 +37,22 @@ std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& input
   const ops::SubgraphRunner runner = [&scope](const ir::Graph& body, const std::vector<Value>& in) {
     return run_graph(body, in, &scope);
   };
-  auto& registry = ops::Registry::instance();
-  for (const auto& node : g.nodes) {
-    const ops::OpEntry* entry = registry.find(node.domain, node.op_type, node.opset);
-    if (!entry || !entry->kernel) {
-      unsupported(node.label() + ": op " + (node.domain.empty() ? "" : node.domain + ".") +
-                  node.op_type + " (opset " + std::to_string(node.opset) + ") is not supported");
+  // Each value is dropped after the last node that reads it, so peak memory follows the live set.
+  std::unordered_map<std::string, size_t> last_use;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    for (const auto& name : g.nodes[k].inputs) last_use[name] = k;
+    for (const auto& [n, a] : g.nodes[k].attrs) {
+      if (a.g) {
+        for (const auto& u : ir::outer_uses(*a.g)) last_use[u] = k;
+      }
+      for (const auto& sg : a.graphs) {
+        for (const auto& u : ir::outer_uses(*sg)) last_use[u] = k;
+      }
     }
+  }
+  for (const auto& o : g.outputs) last_use[o.name] = g.nodes.size();
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const ir::Node& node = g.nodes[k];
     std::vector<const Value*> in;
     in.reserve(node.inputs.size());
     for (const auto& name : node.inputs) {
@@ -54,21 +64,13 @@ std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& input
       if (!v) fail(node.label() + ": input '" + name + "' has no value");
       in.push_back(v);
     }
-    std::vector<Value> out(node.outputs.size());
-    ops::KernelContext ctx(node, std::move(in), out, &runner);
-    try {
-      entry->kernel(ctx);
-    } catch (const Unsupported&) {
-      throw;
-    } catch (const Error& e) {
-      std::string msg = e.what();
-      if (msg.find(node.label()) == std::string::npos) msg = node.label() + ": " + msg;
-      fail(msg);
-    } catch (const std::bad_alloc&) {
-      fail(node.label() + ": out of memory");
+    std::vector<Value> out = ops::run_node(node, std::move(in), &runner);
+    for (const auto& name : node.inputs) {
+      auto it = last_use.find(name);
+      if (it != last_use.end() && it->second == k) scope.erase(name);
     }
-    for (size_t k = 0; k < node.outputs.size(); ++k) {
-      if (!node.outputs[k].empty()) scope.set(node.outputs[k], std::move(out[k]));
+    for (size_t i = 0; i < node.outputs.size(); ++i) {
+      if (!node.outputs[i].empty()) scope.set(node.outputs[i], std::move(out[i]));
     }
   }
   std::vector<Value> results;

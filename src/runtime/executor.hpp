@@ -15,6 +15,7 @@ class Scope {
   const Value* find(const std::string& name) const;
   void set(const std::string& name, Value v) { values_[name] = std::move(v); }
   Value take(const std::string& name);
+  void erase(const std::string& name) { values_.erase(name); }  // only this scope's own values
 
  private:
   const Scope* parent_;

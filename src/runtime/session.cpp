@@ -5,6 +5,7 @@
 #include "ir/model.hpp"
 #include "kpt/error.hpp"
 #include "onnx/import.hpp"
+#include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
 
 namespace kpt {
@@ -13,6 +14,7 @@ struct Session::Impl {
   ir::Model model;
   SessionOptions options;
   std::vector<IoInfo> inputs, outputs;
+  passes::OptimizeReport optimize_report;
 };
 
 namespace {
@@ -66,8 +68,11 @@ void check_input(const IoInfo& info, const Value& v) {
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   const auto& g = impl_->model.graph;
-  std::string report = runtime::unsupported_ops_report(g);
-  if (!report.empty()) unsupported(report);
+  impl_->optimize_report = passes::optimize(impl_->model.graph, impl_->options.optimization);
+  if (impl_->options.check_unsupported_at_load) {
+    std::string report = runtime::unsupported_ops_report(g);
+    if (!report.empty()) unsupported(report);
+  }
   for (const auto& i : g.inputs) {
     if (!g.initializers.count(i.name)) impl_->inputs.push_back(io_info(i));
   }

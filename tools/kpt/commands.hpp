@@ -8,5 +8,6 @@ void add_doctor(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_run(CLI::App& app);
 void add_conformance(CLI::App& app);
+void add_optimize(CLI::App& app);
 
 }  // namespace kpt::cli

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   kpt::cli::add_inspect(app);
   kpt::cli::add_run(app);
   kpt::cli::add_conformance(app);
+  kpt::cli::add_optimize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

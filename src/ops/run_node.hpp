@@ -1,0 +1,18 @@
+#pragma once
+#include <vector>
+
+#include "ops/registry.hpp"
+
+namespace kpt::ops {
+
+// Runs one node's registered reference kernel: finds the kernel for the node's domain, op and
+// opset, calls it, and returns one Value per node output. Errors name the node. Shared by the
+// executor, constant folding and shape inference.
+std::vector<Value> run_node(const ir::Node& node, std::vector<const Value*> inputs,
+                            const SubgraphRunner* run_subgraph);
+
+// Ops whose outputs are not a function of their inputs (random generators): never folded or
+// merged by passes.
+bool is_nondeterministic(const ir::Node& node);
+
+}  // namespace kpt::ops
