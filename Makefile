@@ -14,6 +14,7 @@ demo: build
 
 test: build
 	@/usr/bin/python3 scripts/make_test_models.py build/test-models
+	@/usr/bin/python3 scripts/make_dynamo_cases.py build/test-models
 	@ctest --preset default --timeout 900
 
 # Unit tests and the importer fuzzer under AddressSanitizer + UndefinedBehaviorSanitizer.

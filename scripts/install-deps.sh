@@ -18,16 +18,26 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# Node.js runs the ONNX Runtime peer (npm's onnxruntime-node); Debian's is used only when the
+# machine has none.
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+    $sudo apt-get update -q
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
 fi
 
-echo "install-deps: installing ${missing[*]}"
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"; then
-  $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# ONNX Runtime 1.30 (CPU) for reference outputs and speed comparisons.
+ort_dir="$(dirname "$0")/../tools/ort"
+if [ ! -d "$ort_dir/node_modules/onnxruntime-node" ]; then
+  echo "install-deps: installing onnxruntime-node into tools/ort"
+  (cd "$ort_dir" && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm install --no-audit --no-fund --loglevel=error)
 fi
