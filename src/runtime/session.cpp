@@ -106,6 +106,9 @@ const std::vector<IoInfo>& Session::outputs() const {
 const ir::Graph& Session::graph() const {
   return impl_->model.graph;
 }
+std::string Session::optimization_report() const {
+  return impl_->optimize_report.explain();
+}
 
 std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) const {
   const auto& g = impl_->model.graph;
