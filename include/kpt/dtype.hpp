@@ -66,7 +66,8 @@ uint8_t float_to_f8(DType t, float f, bool saturate);
 float f8_to_float(DType t, uint8_t v);
 uint8_t float_to_f4e2m1(float f);  // saturating, as ONNX defines FLOAT4E2M1
 float f4e2m1_to_float(uint8_t v);
-uint8_t float_to_f8e8m0(float f, bool saturate);  // round up ("ceil") is not used: RNE
+// Rounds up (Cast's default round_mode "up"); the Cast kernel implements the other modes.
+uint8_t float_to_f8e8m0(float f, bool saturate);
 float f8e8m0_to_float(uint8_t v);
 
 // Value type for a dtype in C++; storage-only types map to their bit containers.

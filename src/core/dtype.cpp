@@ -279,7 +279,7 @@ float f8_to_float(DType t, uint8_t v) {
 uint8_t float_to_f4e2m1(float f) {
   const MiniFloat m{2, 1, 1, false, false, 6.0f};
   const uint8_t sign = std::signbit(f) ? 0x8 : 0;
-  if (std::isnan(f)) return 0x7;  // no NaN in FLOAT4E2M1: ONNX saturates to the maximum
+  if (std::isnan(f)) return 0x8;  // no NaN in FLOAT4E2M1: ONNX's reference yields 0x8 (-0)
   double a = std::fabs(static_cast<double>(f));
   double r = std::isinf(f) ? m.max : std::min<double>(round_to_grid(a, m), m.max);
   return static_cast<uint8_t>(sign | encode_magnitude(r, m));
@@ -292,15 +292,16 @@ float f4e2m1_to_float(uint8_t v) {
 }
 
 uint8_t float_to_f8e8m0(float f, bool saturate) {
-  if (std::isnan(f) || (std::isinf(f) && !saturate)) return 0xFF;
-  double a = std::fabs(static_cast<double>(f));
-  if (std::isinf(f) || a >= std::ldexp(1.0, 127)) return saturate ? 0xFE : 0xFF;
-  if (a <= std::ldexp(1.0, -127)) return 0;
-  // Nearest power of two in log space rounds at the midpoint 1.5 * 2^e.
-  int e = std::ilogb(a);
-  double frac = a / std::ldexp(1.0, e);
-  if (frac > 1.5 || (frac == 1.5 && ((e + 127) & 1))) e++;
-  return static_cast<uint8_t>(std::clamp(e + 127, 0, 254));
+  // Works on the float32 bits as ONNX's reference does: the sign is dropped, the exponent field
+  // is the code, and any mantissa bit rounds up (Cast's default round_mode "up").
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t exp = (x >> 23) & 0xFFu;
+  const uint32_t mant = x & 0x7FFFFFu;
+  if (exp == 0xFF) return (mant != 0 || !saturate) ? 0xFF : 0xFE;
+  uint32_t code = exp + (mant != 0 ? 1u : 0u);
+  if (code > 0xFE) return saturate ? 0xFE : 0xFF;
+  return static_cast<uint8_t>(code);
 }
 
 float f8e8m0_to_float(uint8_t v) {

@@ -29,8 +29,8 @@ T softplus(T x) {
 
 void relu(KernelContext& ctx) {
   // Integer inputs are allowed from opset 14.
-  ctx.set_output(0, ew::map_numeric(ctx, ctx.input(0),
-                                    []<typename T>(T x) { return x > T(0) ? x : T(0); }));
+  ctx.set_output(
+      0, ew::map_numeric(ctx, ctx.input(0), []<typename T>(T x) { return x > T(0) ? x : T(0); }));
 }
 
 void leaky_relu(KernelContext& ctx) {
@@ -41,12 +41,19 @@ void leaky_relu(KernelContext& ctx) {
 void prelu(KernelContext& ctx) {
   // The slope broadcasts onto X (unidirectionally); the result keeps X's shape.
   const Tensor& x = ctx.input(0);
-  const Tensor& slope = ctx.input(1);
+  Tensor slope = ctx.input(1);
+  // Before opset 7 a 1-D slope holds one value per channel (axis 1).
+  if (ctx.opset() < 7 && slope.rank() == 1 && x.rank() >= 2 && slope.numel() > 1 &&
+      slope.numel() == x.dims()[1]) {
+    Dims d(x.rank() - 1, 1);
+    d[0] = slope.numel();
+    slope = slope.reshaped(d);
+  }
   Tensor out = ew::binary_same_type(ctx, x, slope, ew::AnyNumeric{}, []<typename T>(T v, T s) {
     return v < T(0) ? static_cast<T>(s * v) : v;
   });
-  ctx.check(out.dims() == x.dims(), "slope " + slope.describe() +
-                                        " must broadcast to the shape of X " + x.describe());
+  ctx.check(out.dims() == x.dims(),
+            "slope " + slope.describe() + " must broadcast to the shape of X " + x.describe());
   ctx.set_output(0, out);
 }
 
@@ -88,9 +95,8 @@ void hard_sigmoid(KernelContext& ctx) {
 }
 
 void hard_swish(KernelContext& ctx) {
-  float_unary(ctx, []<typename T>(T x) {
-    return x * std::max(T(0), std::min(T(1), x / T(6) + T(0.5)));
-  });
+  float_unary(
+      ctx, []<typename T>(T x) { return x * std::max(T(0), std::min(T(1), x / T(6) + T(0.5))); });
 }
 
 void softplus_kernel(KernelContext& ctx) {
@@ -108,9 +114,8 @@ void tanh_kernel(KernelContext& ctx) {
 void gelu(KernelContext& ctx) {
   const std::string approximate = ctx.attr_string("approximate", "none");
   if (approximate == "none") {
-    float_unary(ctx, []<typename T>(T x) {
-      return T(0.5) * x * (T(1) + std::erf(x / std::sqrt(T(2))));
-    });
+    float_unary(
+        ctx, []<typename T>(T x) { return T(0.5) * x * (T(1) + std::erf(x / std::sqrt(T(2)))); });
   } else if (approximate == "tanh") {
     float_unary(ctx, []<typename T>(T x) {
       const T k = std::sqrt(T(2) / T(3.14159265358979323846));

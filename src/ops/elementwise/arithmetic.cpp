@@ -26,7 +26,8 @@ void div(KernelContext& ctx) {
       if (y == 0) fail("integer division by zero");
       // INT_MIN / -1 overflows in C++; two's complement wraps it to INT_MIN.
       if constexpr (std::is_signed_v<T>) {
-        if (y == static_cast<T>(-1)) return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
+        if (y == static_cast<T>(-1))
+          return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
       }
     }
     return static_cast<T>(x / y);

@@ -14,26 +14,46 @@ namespace kpt::ops::ew {
 // Calls f.template operator()<T>() for the float types kernels compute in (after to_compute).
 template <typename F>
 decltype(auto) dispatch_float_op(const KernelContext& ctx, DType t, F&& f) {
-  return dispatch_float(t, ctx.node().op_type, std::forward<F>(f));
-}
-
-// Calls f for every numeric type (floats after to_compute, all integers); bool is refused.
-template <typename F>
-decltype(auto) dispatch_numeric(const KernelContext& ctx, DType t, F&& f) {
-  if (t == DType::Bool) {
-    unsupported(ctx.node().op_type + " does not support element type bool");
+  if (t == DType::F64) return f.template operator()<double>();
+  if (t != DType::F32) {
+    ctx.unsupported("element type " + std::string(dtype_name(t)) +
+                    " is not supported; expected a float type");
   }
-  return dispatch(t, ctx.node().op_type, std::forward<F>(f));
+  return f.template operator()<float>();
 }
 
 // Calls f for every integer type (signed and unsigned, 8 to 64 bits).
 template <typename F>
 decltype(auto) dispatch_integer(const KernelContext& ctx, DType t, F&& f) {
-  if (!is_integer(t) || t == DType::I4 || t == DType::U4 || t == DType::I2 || t == DType::U2) {
-    unsupported(ctx.node().op_type + " does not support element type " +
-                std::string(dtype_name(t)));
+  switch (t) {
+    case DType::I8:
+      return f.template operator()<int8_t>();
+    case DType::U8:
+      return f.template operator()<uint8_t>();
+    case DType::I16:
+      return f.template operator()<int16_t>();
+    case DType::U16:
+      return f.template operator()<uint16_t>();
+    case DType::I32:
+      return f.template operator()<int32_t>();
+    case DType::U32:
+      return f.template operator()<uint32_t>();
+    case DType::I64:
+      return f.template operator()<int64_t>();
+    case DType::U64:
+      return f.template operator()<uint64_t>();
+    default:
+      ctx.unsupported("element type " + std::string(dtype_name(t)) +
+                      " is not supported; expected a number type");
   }
-  return dispatch(t, ctx.node().op_type, std::forward<F>(f));
+}
+
+// Calls f for every numeric type (floats after to_compute, all integers); bool is refused.
+template <typename F>
+decltype(auto) dispatch_numeric(const KernelContext& ctx, DType t, F&& f) {
+  if (t == DType::F32) return f.template operator()<float>();
+  if (t == DType::F64) return f.template operator()<double>();
+  return dispatch_integer(ctx, t, std::forward<F>(f));
 }
 
 // out[i] = op(x[i]) over a float tensor of any float type; op takes and returns T.
@@ -72,9 +92,9 @@ inline Tensor legacy_broadcast_rhs(const KernelContext& ctx, const Tensor& a, co
   int64_t axis = ctx.attr_int("axis", 0);
   if (axis < 0) axis += rank;
   const auto brank = static_cast<int64_t>(b.rank());
-  ctx.check(axis >= 0 && axis + brank <= rank,
-            "axis " + std::to_string(ctx.attr_int("axis", 0)) + " cannot place B " +
-                b.describe() + " inside A " + a.describe());
+  ctx.check(axis >= 0 && axis + brank <= rank, "axis " + std::to_string(ctx.attr_int("axis", 0)) +
+                                                   " cannot place B " + b.describe() +
+                                                   " inside A " + a.describe());
   Dims dims = b.dims();
   for (int64_t i = axis + brank; i < rank; ++i) dims.push_back(1);
   return b.reshaped(dims);
@@ -99,9 +119,8 @@ void broadcast_loop(const Tensor& a, const Tensor& b, Tensor& out, Op op) {
 }
 
 inline void check_same_dtype(const KernelContext& ctx, const Tensor& a, const Tensor& b) {
-  ctx.check(a.dtype() == b.dtype(),
-            "inputs have different element types " + a.describe() + " and " + b.describe() +
-                "; expected the same type");
+  ctx.check(a.dtype() == b.dtype(), "inputs have different element types " + a.describe() +
+                                        " and " + b.describe() + "; expected the same type");
 }
 
 // Broadcast binary op whose result has the inputs' type. `dispatcher` picks the allowed types.
@@ -153,8 +172,8 @@ struct OnlyBool {
   template <typename F>
   decltype(auto) operator()(const KernelContext& ctx, DType t, F&& f) const {
     if (t != DType::Bool) {
-      unsupported(ctx.node().op_type + " expects bool inputs, got " +
-                  std::string(dtype_name(t)));
+      ctx.unsupported("element type " + std::string(dtype_name(t)) +
+                      " is not supported; expected bool");
     }
     return f.template operator()<bool>();
   }
@@ -163,7 +182,8 @@ struct OnlyBool {
 struct AnyPlain {
   template <typename F>
   decltype(auto) operator()(const KernelContext& ctx, DType t, F&& f) const {
-    return dispatch(t, ctx.node().op_type, std::forward<F>(f));
+    if (t == DType::Bool) return f.template operator()<bool>();
+    return dispatch_numeric(ctx, t, std::forward<F>(f));
   }
 };
 

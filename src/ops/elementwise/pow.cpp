@@ -31,7 +31,11 @@ void pow_kernel(KernelContext& ctx) {
     ew::dispatch_numeric(ctx, expo.dtype(), [&]<typename E>() {
       ew::broadcast_loop<B, E, B>(base, expo, out, [](B b, E e) -> B {
         if constexpr (std::is_integral_v<B> && std::is_integral_v<E>) {
-          if (e >= 0) return int_pow<B>(b, static_cast<int64_t>(e));
+          if constexpr (std::is_unsigned_v<E>) {
+            return int_pow<B>(b, static_cast<int64_t>(e));
+          } else if (e >= 0) {
+            return int_pow<B>(b, static_cast<int64_t>(e));
+          }
         }
         return static_cast<B>(std::pow(static_cast<double>(b), static_cast<double>(e)));
       });

@@ -25,9 +25,8 @@ void isnan_kernel(KernelContext& ctx) {
 void isinf_kernel(KernelContext& ctx) {
   const bool neg = ctx.attr_int("detect_negative", 1) != 0;
   const bool pos = ctx.attr_int("detect_positive", 1) != 0;
-  float_predicate(ctx, [&]<typename T>(T x) {
-    return std::isinf(x) && ((x > 0 && pos) || (x < 0 && neg));
-  });
+  float_predicate(
+      ctx, [&]<typename T>(T x) { return std::isinf(x) && ((x > 0 && pos) || (x < 0 && neg)); });
 }
 
 void not_kernel(KernelContext& ctx) {
