@@ -39,7 +39,8 @@ void softmax_family(KernelContext& ctx, Kind kind) {
       for (size_t i = 0; i < split.inner.size(); ++i) {
         const double v = px[base + split.inner[i]];
         if (std::isnan(v)) any_nan = true;
-        if (i == 0 || v > m) {
+        // The first NaN is the maximum, as numpy's argmax has it.
+        if (i == 0 || v > m || (std::isnan(v) && !std::isnan(m))) {
           m = v;
           arg = i;
         }

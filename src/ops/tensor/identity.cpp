@@ -4,7 +4,9 @@
 namespace kpt::ops {
 namespace {
 
-void identity(KernelContext& ctx) { ctx.set_output_value(0, ctx.value(0)); }
+void identity(KernelContext& ctx) {
+  ctx.set_output_value(0, ctx.value(0));
+}
 
 void dropout(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);

@@ -16,9 +16,8 @@ void reshape(KernelContext& ctx) {
   for (size_t i = 0; i < shape.size(); ++i) {
     int64_t d = shape[i];
     if (d == 0 && !allowzero) {
-      ctx.check(i < x.rank(), "shape entry " + std::to_string(i) +
-                                  " is 0 (copy) but the input " + x.describe() +
-                                  " has no such dimension");
+      ctx.check(i < x.rank(), "shape entry " + std::to_string(i) + " is 0 (copy) but the input " +
+                                  x.describe() + " has no such dimension");
       d = x.dims()[i];
     }
     if (d == -1) {
@@ -28,17 +27,16 @@ void reshape(KernelContext& ctx) {
     }
     ctx.check(d >= 0, "shape " + dims_to_string(shape) + " has invalid entry " + std::to_string(d));
     dims[i] = d;
-    known *= d;
+    known = checked_mul(known, d);
   }
   if (infer_at >= 0) {
-    ctx.check(known != 0 && x.numel() % known == 0,
-              "cannot infer the -1 in shape " + dims_to_string(shape) + " for input " +
-                  x.describe());
+    ctx.check(
+        known != 0 && x.numel() % known == 0,
+        "cannot infer the -1 in shape " + dims_to_string(shape) + " for input " + x.describe());
     dims[static_cast<size_t>(infer_at)] = x.numel() / known;
   }
   ctx.check(element_count(dims) == x.numel(), "cannot reshape " + x.describe() + " to shape " +
-                                                  dims_to_string(dims) +
-                                                  ": element counts differ");
+                                                  dims_to_string(dims) + ": element counts differ");
   ctx.set_output(0, x.reshaped(dims));
 }
 
@@ -46,9 +44,8 @@ void flatten(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const int64_t rank = static_cast<int64_t>(x.rank());
   int64_t axis = ctx.attr_int("axis", 1);
-  ctx.check(axis >= -rank && axis <= rank, "axis " + std::to_string(axis) +
-                                               " is out of range for rank " +
-                                               std::to_string(rank));
+  ctx.check(axis >= -rank && axis <= rank,
+            "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
   if (axis < 0) axis += rank;
   const int64_t outer = product(x.dims(), 0, static_cast<size_t>(axis));
   const int64_t inner = product(x.dims(), static_cast<size_t>(axis), x.rank());
@@ -62,9 +59,9 @@ void squeeze(KernelContext& ctx) {
   std::vector<bool> drop(x.rank(), false);
   if (present) {
     for (int64_t a : normalize_axes(ctx, axes, static_cast<int64_t>(x.rank()))) {
-      ctx.check(x.dims()[static_cast<size_t>(a)] == 1,
-                "cannot squeeze axis " + std::to_string(a) + " of " + x.describe() +
-                    ": its size is not 1");
+      ctx.check(x.dims()[static_cast<size_t>(a)] == 1, "cannot squeeze axis " + std::to_string(a) +
+                                                           " of " + x.describe() +
+                                                           ": its size is not 1");
       drop[static_cast<size_t>(a)] = true;
     }
   } else {

@@ -34,10 +34,30 @@ inline void copy_elements(const Tensor& src, int64_t si, Tensor& dst, int64_t di
               static_cast<size_t>(count) * es);
 }
 
+// Zeroed offsets for `n` output elements; fails before allocating when the output could not
+// be allocated anyway.
+inline void check_output_elements(int64_t n) {
+  if (n < 0 || static_cast<uint64_t>(n) > max_allocation_bytes() / sizeof(int64_t))
+    fail("an output of " + std::to_string(n) + " elements exceeds the allocation limit of " +
+         std::to_string(max_allocation_bytes()) + " bytes");
+}
+inline std::vector<int64_t> offset_buffer(int64_t n) {
+  check_output_elements(n);
+  return std::vector<int64_t>(static_cast<size_t>(n), 0);
+}
+
+// a * b, failing on int64 overflow.
+inline int64_t checked_mul(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r))
+    fail(std::to_string(a) + " * " + std::to_string(b) + " overflows int64");
+  return r;
+}
+
 // A tensor of shape `dims` whose element i is element offsets[i] of `src`; where offsets[i] is
 // negative it is element 0 of `fill` (a one-element tensor of src's dtype) or zero/empty.
-inline Tensor take_elements(const Tensor& src, const Dims& dims, const std::vector<int64_t>& offsets,
-                            const Tensor* fill = nullptr) {
+inline Tensor take_elements(const Tensor& src, const Dims& dims,
+                            const std::vector<int64_t>& offsets, const Tensor* fill = nullptr) {
   Tensor out(src.dtype(), dims);
   for (int64_t i = 0; i < out.numel(); ++i) {
     const int64_t off = offsets[static_cast<size_t>(i)];

@@ -13,13 +13,13 @@ void transpose(KernelContext& ctx) {
     perm.resize(rank);
     for (size_t i = 0; i < rank; ++i) perm[i] = static_cast<int64_t>(rank - 1 - i);
   }
-  ctx.check(perm.size() == rank, "perm " + dims_to_string(perm) + " does not match input " +
-                                     x.describe());
+  ctx.check(perm.size() == rank,
+            "perm " + dims_to_string(perm) + " does not match input " + x.describe());
   perm = normalize_axes(ctx, perm, static_cast<int64_t>(rank));
   Dims dims(rank);
   for (size_t i = 0; i < rank; ++i) dims[i] = x.dims()[static_cast<size_t>(perm[i])];
   const auto in_strides = strides_of(x.dims());
-  std::vector<int64_t> offsets(static_cast<size_t>(x.numel()));
+  std::vector<int64_t> offsets = offset_buffer(x.numel());
   std::vector<int64_t> idx;
   for (int64_t i = 0; i < x.numel(); ++i) {
     unravel(i, dims, idx);
