@@ -10,8 +10,7 @@ namespace kpt::ops {
 namespace {
 
 bool scalar_true(const KernelContext& ctx, const Value& v, const std::string& what) {
-  if (!v.is_tensor() || v.tensor.numel() != 1)
-    ctx.fail(what + " must be a tensor of one element");
+  if (!v.is_tensor() || v.tensor.numel() != 1) ctx.fail(what + " must be a tensor of one element");
   return v.tensor.get_f64(0) != 0;
 }
 
@@ -50,7 +49,8 @@ void loop_kernel(KernelContext& ctx) {
     in.push_back(Value::of(Tensor::scalar<bool>(DType::Bool, cond)));
     for (auto& v : carried) in.push_back(std::move(v));
     std::vector<Value> out = ctx.run_subgraph(*body, in);
-    cond = scalar_true(ctx, out[0], "body condition output");
+    // Without a condition input the spec ignores the body's condition output.
+    if (ctx.has_input(1)) cond = scalar_true(ctx, out[0], "body condition output");
     for (size_t k = 0; k < n_carried; ++k) carried[k] = std::move(out[1 + k]);
     for (size_t k = 0; k < n_scan; ++k) {
       const Value& s = out[1 + n_carried + k];
@@ -61,9 +61,8 @@ void loop_kernel(KernelContext& ctx) {
   for (size_t k = 0; k < n_carried; ++k) ctx.set_output_value(k, std::move(carried[k]));
   for (size_t k = 0; k < n_scan; ++k) {
     if (!ctx.wants_output(n_carried + k)) continue;
-    Tensor t = scans[k].empty()
-                   ? control::empty_stacked(body->outputs[1 + n_carried + k])
-                   : control::stack_axis(scans[k], 0);
+    Tensor t = scans[k].empty() ? control::empty_stacked(body->outputs[1 + n_carried + k])
+                                : control::stack_axis(scans[k], 0);
     ctx.set_output(n_carried + k, std::move(t));
   }
 }

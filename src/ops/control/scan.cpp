@@ -22,9 +22,9 @@ std::vector<Value> run_scan(const KernelContext& ctx, const ir::Graph& body,
                             const ScanSpec& spec, int64_t steps) {
   const size_t n_state = states.size();
   const size_t m = scan_in.size();
-  ctx.check(body.inputs.size() == n_state + m,
-            "body takes " + std::to_string(body.inputs.size()) + " inputs, expected " +
-                std::to_string(n_state + m));
+  ctx.check(body.inputs.size() == n_state + m, "body takes " + std::to_string(body.inputs.size()) +
+                                                   " inputs, expected " +
+                                                   std::to_string(n_state + m));
   ctx.check(body.outputs.size() >= n_state, "body has fewer outputs than state variables");
   const size_t k_out = body.outputs.size() - n_state;
   std::vector<std::vector<Tensor>> scans(k_out);
@@ -51,7 +51,8 @@ std::vector<Value> run_scan(const KernelContext& ctx, const ir::Graph& body,
       continue;
     }
     if (spec.out_dirs[k]) std::reverse(parts.begin(), parts.end());
-    const int64_t axis = normalize_axis(spec.out_axes[k], static_cast<int64_t>(parts[0].rank()) + 1);
+    const int64_t axis =
+        normalize_axis(spec.out_axes[k], static_cast<int64_t>(parts[0].rank()) + 1);
     result.push_back(Value::of(control::stack_axis(parts, static_cast<size_t>(axis))));
   }
   return result;
@@ -105,7 +106,8 @@ void scan8(KernelContext& ctx, const ir::Graph& body, int64_t m) {
 
   std::vector<Tensor> states, scan_in;
   for (size_t i = 0; i < n_state; ++i) states.push_back(ctx.input(1 + i));
-  for (int64_t j = 0; j < m; ++j) scan_in.push_back(ctx.input(1 + n_state + static_cast<size_t>(j)));
+  for (int64_t j = 0; j < m; ++j)
+    scan_in.push_back(ctx.input(1 + n_state + static_cast<size_t>(j)));
   const Tensor& ref = !scan_in.empty() ? scan_in[0] : states[0];
   ctx.check(ref.rank() >= 2, "scan inputs need [batch, sequence, ...] dims, got " + ref.describe());
   const int64_t batch = ref.dims()[0];
@@ -133,7 +135,8 @@ void scan8(KernelContext& ctx, const ir::Graph& body, int64_t m) {
       Tensor xb = control::slice_axis(x, 0, b, 1, false);
       xs.push_back(control::slice_axis(xb, 0, 0, lens[static_cast<size_t>(b)]));
     }
-    std::vector<Value> out = run_scan(ctx, body, std::move(st), xs, spec, lens[static_cast<size_t>(b)]);
+    std::vector<Value> out =
+        run_scan(ctx, body, std::move(st), xs, spec, lens[static_cast<size_t>(b)]);
     for (size_t k = 0; k < out.size(); ++k) {
       if (!out[k].is_tensor()) ctx.fail("scan outputs must be tensors");
       Tensor t = out[k].tensor;

@@ -58,17 +58,17 @@ inline Tensor concat_axis(const std::vector<Tensor>& parts, size_t axis) {
   check(!parts.empty(), "cannot concatenate zero tensors");
   const Tensor& first = parts[0];
   Dims od = first.dims();
-  check(axis < od.size(), "concatenation axis " + std::to_string(axis) + " is out of range for " +
-                              first.describe());
+  check(axis < od.size(),
+        "concatenation axis " + std::to_string(axis) + " is out of range for " + first.describe());
   od[axis] = 0;
   for (const auto& p : parts) {
     check(p.dtype() == first.dtype() && p.rank() == first.rank(),
           "cannot concatenate " + p.describe() + " with " + first.describe());
     for (size_t k = 0; k < od.size(); ++k) {
       if (k != axis)
-        check(p.dims()[k] == first.dims()[k],
-              "cannot concatenate " + p.describe() + " with " + first.describe() +
-                  ": dims other than axis " + std::to_string(axis) + " differ");
+        check(p.dims()[k] == first.dims()[k], "cannot concatenate " + p.describe() + " with " +
+                                                  first.describe() + ": dims other than axis " +
+                                                  std::to_string(axis) + " differ");
     }
     od[axis] += p.dims()[axis];
   }
@@ -92,8 +92,8 @@ inline Tensor stack_axis(const std::vector<Tensor>& parts, size_t axis) {
   std::vector<Tensor> expanded;
   expanded.reserve(parts.size());
   for (const auto& p : parts) {
-    check(p.dims() == parts[0].dims(), "cannot stack tensors of different shapes " +
-                                           p.describe() + " and " + parts[0].describe());
+    check(p.dims() == parts[0].dims(), "cannot stack tensors of different shapes " + p.describe() +
+                                           " and " + parts[0].describe());
     Dims d = p.dims();
     check(axis <= d.size(), "stack axis out of range");
     d.insert(d.begin() + static_cast<std::ptrdiff_t>(axis), 1);
