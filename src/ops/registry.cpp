@@ -69,4 +69,27 @@ std::vector<OpEntry> Registry::entries() const {
   return entries_;
 }
 
+void Registry::add_infer(const std::string& domain, const std::string& op_type, InferFn fn) {
+  infers_[{domain, op_type}] = fn;
+}
+
+InferFn Registry::find_infer(const std::string& domain, const std::string& op_type,
+                             int opset) const {
+  auto it = infers_.find({domain, op_type});
+  if (it != infers_.end()) return it->second;
+  const OpEntry* e = find(domain, op_type, opset);
+  return e ? e->infer : nullptr;
+}
+
+std::vector<std::pair<std::string, std::string>> Registry::ops_with_inference() const {
+  std::map<std::pair<std::string, std::string>, bool> ops;
+  for (const auto& [key, fn] : infers_) ops[key] = true;
+  for (const auto& e : entries_) {
+    if (e.infer) ops[{e.domain, e.op_type}] = true;
+  }
+  std::vector<std::pair<std::string, std::string>> r;
+  for (const auto& [key, present] : ops) r.push_back(key);
+  return r;
+}
+
 }  // namespace kpt::ops

@@ -1,5 +1,7 @@
 #pragma once
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +75,13 @@ struct InferContext {
   std::vector<const ir::Type*> inputs;  // nullptr for omitted inputs or unknown types
   std::vector<const Tensor*> constants;
   std::vector<ir::Type> outputs;  // sized to node.outputs
+  // Shape arithmetic (Shape -> Gather -> Concat -> Reshape) on symbolic dims: for each input
+  // that is a small integer tensor whose elements are known as dims ("batch", 768), one Dim
+  // per element (a scalar has one; negative elements are spelled by analysis::int_dim, see
+  // src/analysis/symbolic_dim.hpp); nullptr otherwise. Infer functions that compute such
+  // values for their outputs set `output_values` (sized to node.outputs by the caller).
+  std::vector<const ir::Shape*> input_values = {};
+  std::vector<std::optional<ir::Shape>> output_values = {};
 };
 using InferFn = void (*)(InferContext&);
 
@@ -95,13 +104,29 @@ class Registry {
   bool knows(const std::string& domain, const std::string& op_type) const;
   std::vector<OpEntry> entries() const;
 
+  // Inference functions registered apart from kernels (KPT_REGISTER_INFER), so that shape
+  // inference covers ops whose kernels live elsewhere or do not exist yet.
+  void add_infer(const std::string& domain, const std::string& op_type, InferFn fn);
+  // The infer function for an op: one registered with KPT_REGISTER_INFER, else the `infer`
+  // of the kernel entry find() picks; nullptr when neither exists.
+  InferFn find_infer(const std::string& domain, const std::string& op_type, int opset) const;
+  // Every (domain, op_type) that has an infer function of either kind.
+  std::vector<std::pair<std::string, std::string>> ops_with_inference() const;
+
  private:
   std::vector<OpEntry> entries_;
+  std::map<std::pair<std::string, std::string>, InferFn> infers_;
 };
 
 struct Registrar {
   Registrar(const char* domain, const char* op, int since, KernelFn k, InferFn inf = nullptr) {
     Registry::instance().add(OpEntry{domain, op, since, k, inf});
+  }
+};
+
+struct InferRegistrar {
+  InferRegistrar(const char* domain, const char* op, InferFn fn) {
+    Registry::instance().add_infer(domain, op, fn);
   }
 };
 
@@ -111,5 +136,10 @@ struct Registrar {
 #define KPT_REGISTER_OP(domain, op, since, ...)                                              \
   static const ::kpt::ops::Registrar KPT_CAT(kpt_registrar_, __COUNTER__)(domain, op, since, \
                                                                           __VA_ARGS__)
+
+// KPT_REGISTER_INFER("", "MatMul", infer_matmul): one function for every opset of the op;
+// it reads the node's opset where the op changed (Squeeze's axes attribute -> input).
+#define KPT_REGISTER_INFER(domain, op, fn) \
+  static const ::kpt::ops::InferRegistrar KPT_CAT(kpt_infer_registrar_, __COUNTER__)(domain, op, fn)
 
 }  // namespace kpt::ops

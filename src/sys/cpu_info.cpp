@@ -147,11 +147,11 @@ void read_cpuid(CpuInfo& info) {
 
   Regs r1 = max_leaf >= 1 ? cpuid(1) : Regs{};
   const unsigned base_family = (r1.a >> 8) & 0xF, base_model = (r1.a >> 4) & 0xF;
-  info.family = static_cast<int>(base_family == 0xF ? base_family + ((r1.a >> 20) & 0xFF)
-                                                    : base_family);
-  info.model = static_cast<int>(
-      (base_family == 0x6 || base_family == 0xF) ? base_model + (((r1.a >> 16) & 0xF) << 4)
-                                                 : base_model);
+  info.family =
+      static_cast<int>(base_family == 0xF ? base_family + ((r1.a >> 20) & 0xFF) : base_family);
+  info.model = static_cast<int>((base_family == 0x6 || base_family == 0xF)
+                                    ? base_model + (((r1.a >> 16) & 0xF) << 4)
+                                    : base_model);
   info.stepping = static_cast<int>(r1.a & 0xF);
 
   Regs r7 = max_leaf >= 7 ? cpuid(7, 0) : Regs{};
