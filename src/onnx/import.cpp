@@ -2,6 +2,11 @@
 // initializers and model-local functions (inlined at their call sites).
 #include "onnx/import.hpp"
 
+#include <google/protobuf/io/coded_stream.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -32,9 +37,22 @@ ir::Shape shape_from_proto(const onnx::TensorShapeProto& s) {
   return out;
 }
 
-Tensor sparse_to_dense(const onnx::SparseTensorProto& sp, const std::string& dir) {
+Tensor sparse_to_dense(const onnx::SparseTensorProto& sp, const std::string& dir,
+                       const ImportLimits& limits) {
   Tensor values = tensor_from_proto(sp.values(), dir);
   Dims dims(sp.dims().begin(), sp.dims().end());
+  const std::string what = "sparse tensor '" + sp.values().name() + "'";
+  int64_t count = 0;
+  try {
+    count = element_count(dims);
+  } catch (const Error& e) {
+    fail(what + ": " + e.what());
+  }
+  const auto elem_bytes = static_cast<int64_t>(dtype_size(values.dtype()));
+  check(count <= limits.max_sparse_dense_bytes / elem_bytes,
+        what + ": dense shape " + dims_to_string(dims) + " of " +
+            std::string(dtype_name(values.dtype())) + " exceeds the import limit of " +
+            std::to_string(limits.max_sparse_dense_bytes) + " bytes");
   Tensor dense(values.dtype(), dims);
   const int64_t n = dense.numel();
   const int64_t nnz = values.numel();
@@ -78,6 +96,7 @@ struct Importer {
   ImportLimits limits;
   std::map<std::pair<std::string, std::string>, const onnx::FunctionProto*> functions;
   int unique = 0;
+  int64_t inlined_nodes = 0;  // nodes produced by inlining, across the whole model
 
   ir::Attribute attribute(const onnx::AttributeProto& a, const std::map<std::string, int>& opsets,
                           int depth) {
@@ -128,7 +147,7 @@ struct Importer {
         break;
       case onnx::AttributeProto::SPARSE_TENSOR:
         r.kind = K::SparseTensor;
-        r.t = sparse_to_dense(a.sparse_tensor(), dir);
+        r.t = sparse_to_dense(a.sparse_tensor(), dir, limits);
         break;
       case onnx::AttributeProto::GRAPH:
         r.kind = K::Graph;
@@ -165,7 +184,8 @@ struct Importer {
         break;
       case onnx::AttributeProto::SPARSE_TENSORS:
         r.kind = K::Tensors;
-        for (const auto& t : a.sparse_tensors()) r.tensors.push_back(sparse_to_dense(t, dir));
+        for (const auto& t : a.sparse_tensors())
+          r.tensors.push_back(sparse_to_dense(t, dir, limits));
         break;
       default:
         if (!a.ref_attr_name().empty()) break;
@@ -253,6 +273,12 @@ struct Importer {
     if (f != functions.end()) {
       inline_call(n, *f->second, out, fdepth, depth);
     } else {
+      if (fdepth > 0) {
+        check(++inlined_nodes <= limits.max_inlined_nodes,
+              "inlining model-local functions would make more than " +
+                  std::to_string(limits.max_inlined_nodes) +
+                  " nodes (functions calling functions several times each, nested deeply)");
+      }
       out.push_back(std::move(n));
     }
   }
@@ -268,7 +294,7 @@ struct Importer {
       r.initializers[t.name()] = tensor_from_proto(t, dir);
     }
     for (const auto& sp : g.sparse_initializer()) {
-      r.initializers[sp.values().name()] = sparse_to_dense(sp, dir);
+      r.initializers[sp.values().name()] = sparse_to_dense(sp, dir, limits);
     }
     for (const auto& i : g.input()) {
       // Old exporters list initializers among the inputs too; those stay overridable inputs.
@@ -349,11 +375,100 @@ ir::Type type_from_proto(const onnx::TypeProto& p) {
   return t;
 }
 
+namespace {
+
+// How deep GraphProtos nest (ModelProto.graph/functions -> node -> attribute.g/graphs -> ...)
+// in serialized bytes, walked without recursion and without trusting the bytes. Used only to
+// explain a failed parse: protobuf stops at its recursion limit with no reason given, and a
+// deeply nested model deserves "too deep", not "truncated". Stops counting past `stop_at`.
+int wire_graph_depth(const std::string& bytes, int stop_at) {
+  enum Kind { Model, Graph, Node, Attr, Function };
+  struct Frame {
+    const uint8_t* p;
+    const uint8_t* end;
+    Kind kind;
+    int depth;
+  };
+  auto varint = [](const uint8_t*& p, const uint8_t* end, uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64 && p < end; shift += 7) {
+      const uint8_t b = *p++;
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  };
+  const auto* begin = reinterpret_cast<const uint8_t*>(bytes.data());
+  std::vector<Frame> stack{{begin, begin + bytes.size(), Model, 0}};
+  int deepest = 0;
+  while (!stack.empty() && deepest <= stop_at) {
+    Frame& f = stack.back();
+    uint64_t tag = 0, len = 0;
+    if (f.p >= f.end || !varint(f.p, f.end, tag)) {
+      stack.pop_back();
+      continue;
+    }
+    const uint64_t field = tag >> 3;
+    switch (tag & 7) {
+      case 0:
+        if (!varint(f.p, f.end, len)) return deepest;
+        continue;
+      case 1:
+      case 5: {
+        const size_t w = (tag & 7) == 1 ? 8 : 4;
+        if (static_cast<size_t>(f.end - f.p) < w) return deepest;
+        f.p += w;
+        continue;
+      }
+      case 2:
+        if (!varint(f.p, f.end, len) || len > static_cast<uint64_t>(f.end - f.p)) return deepest;
+        break;
+      default:
+        return deepest;  // groups are not used by ONNX
+    }
+    const uint8_t* body = f.p;
+    f.p += len;
+    const Kind parent = f.kind;
+    const int depth = f.depth;
+    Kind child = Model;
+    int child_depth = depth;
+    if (parent == Model && field == 7) {
+      child = Graph;
+    } else if (parent == Model && field == 25) {
+      child = Function;
+    } else if ((parent == Graph && field == 1) || (parent == Function && field == 7)) {
+      child = Node;
+    } else if (parent == Node && field == 5) {
+      child = Attr;
+    } else if (parent == Attr && (field == 6 || field == 11)) {
+      child = Graph;
+      child_depth = depth + 1;
+    } else {
+      continue;
+    }
+    deepest = std::max(deepest, child_depth);
+    stack.push_back({body, body + len, child, child_depth});
+  }
+  return deepest;
+}
+
+}  // namespace
+
 ir::Model import_bytes(const std::string& bytes, const std::string& model_dir,
                        const ImportLimits& limits) {
   onnx::ModelProto proto;
   check(!bytes.empty(), "the model is empty (0 bytes); expected an ONNX ModelProto");
-  if (!proto.ParseFromString(bytes)) {
+  // Each subgraph level is three messages deep (GraphProto, NodeProto, AttributeProto), and
+  // types nest too: protobuf's default limit of 100 would refuse models at ~30 levels with an
+  // unclear message, before our own limit could name the problem.
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(std::min<size_t>(bytes.size(), INT_MAX)));
+  in.SetRecursionLimit(3 * limits.max_subgraph_depth + 100);
+  if (bytes.size() > INT_MAX || !proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
+    const int depth = wire_graph_depth(bytes, limits.max_subgraph_depth);
+    check(depth <= limits.max_subgraph_depth,
+          "subgraphs nest deeper than " + std::to_string(limits.max_subgraph_depth) + " levels");
     fail("the model is not a valid ONNX file: protobuf parsing failed (truncated or not ONNX?)");
   }
   check(proto.has_graph(), "the model has no graph: is this an ONNX model file?");
@@ -367,7 +482,7 @@ ir::Model import_bytes(const std::string& bytes, const std::string& model_dir,
     m.opsets[norm_domain(o.domain())] = static_cast<int>(o.version());
   // IR version 3 and later must import opsets; before, the default domain was opset 1.
   if (!m.opsets.count("")) m.opsets[""] = proto.opset_import_size() ? 1 : 1;
-  Importer im{proto, model_dir, limits, {}, 0};
+  Importer im{proto, model_dir, limits, {}, 0, 0};
   for (const auto& f : proto.functions()) im.functions[{norm_domain(f.domain()), f.name()}] = &f;
   m.graph = im.graph(proto.graph(), m.opsets, 0);
   ir::sort_and_verify(m.graph);

@@ -16,6 +16,12 @@ namespace kpt::onnx_import {
 struct ImportLimits {
   int max_subgraph_depth = 64;
   int max_function_depth = 32;
+  // A sparse tensor is made dense at import; its dims are only declared (a few bytes of file
+  // can claim terabytes), so the dense size is capped before anything is allocated.
+  int64_t max_sparse_dense_bytes = int64_t{2} << 30;
+  // Nodes that inlining model-local functions may produce in all: a function calling another
+  // twice, 30 levels deep, is a few hundred bytes of file and 2^30 nodes.
+  int64_t max_inlined_nodes = 1'000'000;
 };
 
 // Reads an ONNX model. External data files are read only from `model_dir` (the folder of

@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 
 #include "kpt/error.hpp"
@@ -32,6 +34,8 @@ std::shared_ptr<MappedFile> map_external(const std::string& model_dir, const std
   const std::string what = "external data of tensor '" + tensor + "'";
   check(!model_dir.empty(), what + ": a model loaded from bytes cannot use external data files");
   check(!location.empty(), what + ": the location is empty");
+  // open() would stop at an embedded NUL and read a different file than the one checked.
+  check(location.find('\0') == std::string::npos, what + ": the location contains a NUL byte");
   fs::path rel(location);
   check(!rel.is_absolute() && location[0] != '/' && location[0] != '\\',
         what + ": location '" + location +
@@ -85,10 +89,28 @@ void unpack_subbyte(DType t, const uint8_t* src, size_t src_len, uint8_t* dst, i
   }
 }
 
-size_t file_bytes_for(DType t, int64_t n) {
-  int bits = packed_bits(t);
-  if (bits < 8) return static_cast<size_t>((n * bits + 7) / 8);
-  return static_cast<size_t>(n) * dtype_size(t);
+// Bytes that `n` elements take in a file. Fails rather than wrapping: 2^61 doubles would
+// otherwise "need" 0 bytes and pass the length checks below.
+size_t file_bytes_for(DType t, int64_t n, const std::string& what) {
+  const int bits = packed_bits(t);
+  const auto un = static_cast<uint64_t>(n);
+  check(un <= std::numeric_limits<uint64_t>::max() / 8 / dtype_size(t),
+        what + ": " + std::to_string(n) + " elements of " + std::string(dtype_name(t)) +
+            " are more bytes than can be addressed");
+  if (bits < 8) return static_cast<size_t>((un * static_cast<uint64_t>(bits) + 7) / 8);
+  return static_cast<size_t>(un * dtype_size(t));
+}
+
+// A decimal offset or length of external data; std::stoll would throw std::invalid_argument
+// or std::out_of_range, which are not kpt::Error.
+int64_t parse_external_int(const std::string& text, const std::string& key,
+                           const std::string& what) {
+  int64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  check(ec == std::errc() && ptr == end && !text.empty(),
+        what + ": external data " + key + " '" + text + "' is not a 64-bit integer");
+  return v;
 }
 
 }  // namespace
@@ -103,8 +125,13 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& model_di
         what + ": element type " + std::string(dtype_name(t)) + " is not supported");
   Dims dims(p.dims().begin(), p.dims().end());
   for (int64_t d : dims) check(d >= 0, what + ": negative dimension in " + dims_to_string(dims));
-  const int64_t n = element_count(dims);
-  const size_t want = file_bytes_for(t, n);
+  int64_t n = 0;
+  try {
+    n = element_count(dims);
+  } catch (const Error& e) {
+    fail(what + ": " + e.what());
+  }
+  const size_t want = t == DType::String ? 0 : file_bytes_for(t, n, what);
 
   if (t == DType::String) {
     check(p.data_location() != onnx::TensorProto::EXTERNAL,
@@ -129,9 +156,9 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& model_di
       if (kv.key() == "location")
         location = kv.value();
       else if (kv.key() == "offset")
-        offset = std::stoll(kv.value());
+        offset = parse_external_int(kv.value(), "offset", what);
       else if (kv.key() == "length")
-        length = std::stoll(kv.value());
+        length = parse_external_int(kv.value(), "length", what);
     }
     mapped = map_external(model_dir, location, name);
     check(offset >= 0 && static_cast<size_t>(offset) <= mapped->size,
@@ -208,12 +235,13 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& model_di
     }
     default: {
       // int32_data carries every type of 32 bits or fewer; 16-bit floats as their bit patterns,
-      // sub-byte types packed as in raw_data (ONNX >= 1.17 convention).
-      out = Tensor(t, dims);
+      // sub-byte types packed as in raw_data (ONNX >= 1.17 convention). The value count is
+      // checked before allocating: the dims alone may claim gigabytes.
       if (packed_bits(t) < 8) {
         int per = 8 / packed_bits(t);
         check(p.int32_data_size() == (n + per - 1) / per || p.int32_data_size() == n,
               what + ": int32_data holds " + std::to_string(p.int32_data_size()) + " values");
+        out = Tensor(t, dims);
         if (p.int32_data_size() == n && per > 1 && n > 1) {
           for (int64_t i = 0; i < n; ++i) {
             out.data<uint8_t>()[i] = static_cast<uint8_t>(p.int32_data(static_cast<int>(i)));
@@ -227,6 +255,7 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& model_di
         return out;
       }
       count_check(p.int32_data_size(), "int32_data");
+      out = Tensor(t, dims);
       const size_t es = dtype_size(t);
       auto* dst = static_cast<uint8_t*>(out.raw());
       for (int64_t i = 0; i < n; ++i) {
