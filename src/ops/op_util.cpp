@@ -47,6 +47,10 @@ std::vector<int64_t> broadcast_offsets(const Dims& out, const Dims& in) {
     in_strides[oi] = in[i] == 1 ? 0 : s[i];
   }
   const int64_t n = element_count(out);
+  check(static_cast<uint64_t>(n) <= max_allocation_bytes() / sizeof(int64_t),
+        "broadcasting to shape " + dims_to_string(out) +
+            " needs more than the allocation limit of " + std::to_string(max_allocation_bytes()) +
+            " bytes");
   std::vector<int64_t> offsets(static_cast<size_t>(n));
   std::vector<int64_t> idx(r, 0);
   int64_t off = 0;
