@@ -13,5 +13,8 @@ echo
 echo "== kpt inspect $out/tiny_convnet.onnx --shape image=2x3x32x32"
 ./build/kpt inspect "$out/tiny_convnet.onnx" --shape image=2x3x32x32
 echo
+echo "== kpt optimize $out/tiny_convnet.onnx --explain"
+./build/kpt optimize "$out/tiny_convnet.onnx" --explain
+echo
 echo "== kpt run $out/tiny_convnet.onnx --random --shape image=2x3x32x32 --output-dir $out/outputs"
 ./build/kpt run "$out/tiny_convnet.onnx" --random --shape image=2x3x32x32 --output-dir "$out/outputs"
