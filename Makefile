@@ -20,8 +20,8 @@ test: build
 # Unit tests and the importer fuzzer under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps
 	@cmake --preset asan >/dev/null
-	@cmake --build --preset asan --target kpt_unit_tests
-	@ctest --preset asan -L unit --timeout 900
+	@cmake --build --preset asan --target kpt_unit_tests kpt_import_fuzz
+	@ctest --preset asan -L "unit|fuzz" --timeout 900
 
 conformance: build
 	@./build/kpt conformance ../shared/onnx-conformance -j2

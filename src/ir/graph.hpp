@@ -80,6 +80,35 @@ struct Attribute {
   std::vector<std::shared_ptr<Graph>> graphs;
   std::vector<Type> type_protos;
   std::string ref_attr_name;  // inside functions: refers to the caller's attribute
+
+  static Attribute of_int(std::string name, int64_t v) {
+    Attribute a = named(std::move(name), Kind::Int);
+    a.i = v;
+    return a;
+  }
+  static Attribute of_float(std::string name, float v) {
+    Attribute a = named(std::move(name), Kind::Float);
+    a.f = v;
+    return a;
+  }
+  static Attribute of_string(std::string name, std::string v) {
+    Attribute a = named(std::move(name), Kind::String);
+    a.s = std::move(v);
+    return a;
+  }
+  static Attribute of_ints(std::string name, std::vector<int64_t> v) {
+    Attribute a = named(std::move(name), Kind::Ints);
+    a.ints = std::move(v);
+    return a;
+  }
+
+ private:
+  static Attribute named(std::string name, Kind kind) {
+    Attribute a;
+    a.name = std::move(name);
+    a.kind = kind;
+    return a;
+  }
 };
 
 struct Node {

@@ -158,11 +158,7 @@ class FuseAttention : public Pass {
       t.opset = ix.node(tr).opset;
       t.inputs = {k_src};
       t.outputs = {kt + "_key"};
-      ir::Attribute a;
-      a.name = "perm";
-      a.kind = ir::Attribute::Kind::Ints;
-      a.ints = perm;
-      t.attrs["perm"] = a;
+      t.attrs["perm"] = ir::Attribute::of_ints("perm", perm);
       k = t.outputs[0];
       if (name_taken(g, k)) return;
       fused.push_back(std::move(t));
@@ -173,10 +169,10 @@ class FuseAttention : public Pass {
     att.opset = std::max(23, ix.node(pv).opset);
     att.inputs = {q, k, v};
     att.outputs = {ix.node(pv).outputs[0]};
-    att.attrs["scale"] = float_attr("scale", static_cast<float>(scale));
+    att.attrs["scale"] = ir::Attribute::of_float("scale", static_cast<float>(scale));
     if (rank == 3) {
-      att.attrs["q_num_heads"] = int_attr("q_num_heads", 1);
-      att.attrs["kv_num_heads"] = int_attr("kv_num_heads", 1);
+      att.attrs["q_num_heads"] = ir::Attribute::of_int("q_num_heads", 1);
+      att.attrs["kv_num_heads"] = ir::Attribute::of_int("kv_num_heads", 1);
     }
     fused.push_back(std::move(att));
     ix.replace(nodes, std::move(fused));

@@ -70,7 +70,7 @@ ir::Node gelu_node(const PatternIndex& ix, const Match& m, const std::string& x,
   fused.opset = std::max(20, ix.node(m.nodes.back()).opset);
   fused.inputs = {x};
   fused.outputs = {m.y};
-  fused.attrs["approximate"] = string_attr("approximate", approximate);
+  fused.attrs["approximate"] = ir::Attribute::of_string("approximate", approximate);
   return fused;
 }
 

@@ -101,8 +101,8 @@ class FuseLayerNorm : public Pass {
     fused.inputs = {x, *gamma};
     if (beta) fused.inputs.push_back(*beta);
     fused.outputs = {y};
-    fused.attrs["axis"] = int_attr("axis", -axes);
-    fused.attrs["epsilon"] = float_attr("epsilon", static_cast<float>(*eps));
+    fused.attrs["axis"] = ir::Attribute::of_int("axis", -axes);
+    fused.attrs["epsilon"] = ir::Attribute::of_float("epsilon", static_cast<float>(*eps));
     ix.replace(nodes, std::move(fused));
   }
 };

@@ -90,8 +90,8 @@ class FuseRmsNorm : public Pass {
     fused.opset = std::max(23, p.opset);
     fused.inputs = {input, *weight};
     fused.outputs = {ix.node(scale).outputs[0]};
-    fused.attrs["axis"] = int_attr("axis", -k);
-    fused.attrs["epsilon"] = float_attr("epsilon", static_cast<float>(*eps));
+    fused.attrs["axis"] = ir::Attribute::of_int("axis", -k);
+    fused.attrs["epsilon"] = ir::Attribute::of_float("epsilon", static_cast<float>(*eps));
     ix.replace(nodes, std::move(fused));
   }
 };

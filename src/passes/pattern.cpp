@@ -145,28 +145,4 @@ int64_t trailing_axes(std::vector<int64_t> axes, std::optional<int64_t> rank) {
   return k;
 }
 
-ir::Attribute float_attr(const std::string& name, float v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::Float;
-  a.f = v;
-  return a;
-}
-
-ir::Attribute int_attr(const std::string& name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::Int;
-  a.i = v;
-  return a;
-}
-
-ir::Attribute string_attr(const std::string& name, const std::string& v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::String;
-  a.s = v;
-  return a;
-}
-
 }  // namespace kpt::passes

@@ -61,8 +61,5 @@ std::optional<std::vector<int64_t>> reduce_axes(const ir::Graph& g, const ir::No
 std::optional<int64_t> rank_of(const ir::Graph& g, const std::string& value);
 // k when `axes` are exactly the last k axes (non-negative axes need `rank`), 0 otherwise.
 int64_t trailing_axes(std::vector<int64_t> axes, std::optional<int64_t> rank);
-ir::Attribute float_attr(const std::string& name, float v);
-ir::Attribute int_attr(const std::string& name, int64_t v);
-ir::Attribute string_attr(const std::string& name, const std::string& v);
 
 }  // namespace kpt::passes

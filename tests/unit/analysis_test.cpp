@@ -27,22 +27,6 @@ ir::Shape shape(std::initializer_list<std::variant<int64_t, const char*>> dims) 
   return s;
 }
 
-ir::Attribute ints_attr(const std::string& name, std::vector<int64_t> v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
-
-ir::Attribute int_attr(const std::string& name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::Int;
-  a.i = v;
-  return a;
-}
-
 ir::Node node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
               std::vector<ir::Attribute> attrs = {}) {
   ir::Node n;
@@ -108,14 +92,15 @@ TEST(ShapeInference, ResolvesShapeGatherConcatReshapeChains) {
   g.initializers["head_dim"] = i64s({64});
   g.initializers["flat"] = i64s({-1, 768});
   g.nodes.push_back(node("Shape", {"x"}, {"s"}));
-  g.nodes.push_back(node("Gather", {"s", "zero"}, {"b"}, {int_attr("axis", 0)}));
-  g.nodes.push_back(node("Gather", {"s", "one"}, {"n"}, {int_attr("axis", 0)}));
+  g.nodes.push_back(node("Gather", {"s", "zero"}, {"b"}, {ir::Attribute::of_int("axis", 0)}));
+  g.nodes.push_back(node("Gather", {"s", "one"}, {"n"}, {ir::Attribute::of_int("axis", 0)}));
   g.nodes.push_back(node("Unsqueeze", {"b", "axes0"}, {"b1"}));
   g.nodes.push_back(node("Unsqueeze", {"n", "axes0"}, {"n1"}));
-  g.nodes.push_back(
-      node("Concat", {"b1", "n1", "heads", "head_dim"}, {"target"}, {int_attr("axis", 0)}));
+  g.nodes.push_back(node("Concat", {"b1", "n1", "heads", "head_dim"}, {"target"},
+                         {ir::Attribute::of_int("axis", 0)}));
   g.nodes.push_back(node("Reshape", {"x", "target"}, {"heads4d"}));
-  g.nodes.push_back(node("Transpose", {"heads4d"}, {"t"}, {ints_attr("perm", {0, 2, 1, 3})}));
+  g.nodes.push_back(
+      node("Transpose", {"heads4d"}, {"t"}, {ir::Attribute::of_ints("perm", {0, 2, 1, 3})}));
   g.nodes.push_back(node("Reshape", {"x", "flat"}, {"rows"}));
   infer_shapes(g);
   EXPECT_EQ(type_string(g, "s"), "i64[3]");
@@ -129,8 +114,9 @@ TEST(ShapeInference, ResolvesShapeGatherConcatReshapeChains) {
 TEST(ShapeInference, StaticShapesBecomeConstants) {
   ir::Graph g = graph_with_input("x", DType::F32, shape({2, 3, 4}));
   g.initializers["minus_one"] = i64s({-1});
-  g.nodes.push_back(node("Shape", {"x"}, {"s"}, {int_attr("start", 1)}));
-  g.nodes.push_back(node("Concat", {"minus_one", "s"}, {"target"}, {int_attr("axis", 0)}));
+  g.nodes.push_back(node("Shape", {"x"}, {"s"}, {ir::Attribute::of_int("start", 1)}));
+  g.nodes.push_back(
+      node("Concat", {"minus_one", "s"}, {"target"}, {ir::Attribute::of_int("axis", 0)}));
   g.nodes.push_back(node("Reshape", {"x", "target"}, {"y"}));
   g.nodes.push_back(node("ConstantOfShape", {"s"}, {"zeros"}));
   auto summary = infer_shapes(g, InferenceOptions{});
@@ -156,11 +142,13 @@ TEST(ShapeInference, UnknownOpLeavesOnlyItsDependentsUnknown) {
 TEST(ShapeInference, ConvAndPoolGeometry) {
   ir::Graph g = graph_with_input("x", DType::F32, shape({"n", 3, 224, 224}));
   g.initializers["w"] = Tensor(DType::F32, {64, 3, 7, 7});
-  g.nodes.push_back(node("Conv", {"x", "w"}, {"c"},
-                         {ints_attr("strides", {2, 2}), ints_attr("pads", {3, 3, 3, 3})}));
-  g.nodes.push_back(node("MaxPool", {"c"}, {"p"},
-                         {ints_attr("kernel_shape", {3, 3}), ints_attr("strides", {2, 2}),
-                          ints_attr("pads", {1, 1, 1, 1})}));
+  g.nodes.push_back(node(
+      "Conv", {"x", "w"}, {"c"},
+      {ir::Attribute::of_ints("strides", {2, 2}), ir::Attribute::of_ints("pads", {3, 3, 3, 3})}));
+  g.nodes.push_back(node(
+      "MaxPool", {"c"}, {"p"},
+      {ir::Attribute::of_ints("kernel_shape", {3, 3}), ir::Attribute::of_ints("strides", {2, 2}),
+       ir::Attribute::of_ints("pads", {1, 1, 1, 1})}));
   g.nodes.push_back(node("GlobalAveragePool", {"p"}, {"gap"}));
   g.nodes.push_back(node("Flatten", {"gap"}, {"flat"}));
   infer_shapes(g);
@@ -189,8 +177,9 @@ TEST(Flops, MatMulIsTwoMNKPerBatch) {
 TEST(Flops, ConvCountsKernelWindowPerOutput) {
   ir::Graph g = graph_with_input("x", DType::F32, shape({1, 3, 224, 224}));
   g.initializers["w"] = Tensor(DType::F32, {64, 3, 7, 7});
-  g.nodes.push_back(node("Conv", {"x", "w"}, {"c"},
-                         {ints_attr("strides", {2, 2}), ints_attr("pads", {3, 3, 3, 3})}));
+  g.nodes.push_back(node(
+      "Conv", {"x", "w"}, {"c"},
+      {ir::Attribute::of_ints("strides", {2, 2}), ir::Attribute::of_ints("pads", {3, 3, 3, 3})}));
   infer_shapes(g);
   EXPECT_EQ(node_flops(g, g.nodes[0]), 2.0 * 64 * 112 * 112 * 3 * 7 * 7);
 }

@@ -63,11 +63,7 @@ TEST(ControlOps, SplitToSequenceScalarLeavesShortLastPiece) {
 
 TEST(ControlOps, StringSplitWhitespaceMaxsplitKeepsRest) {
   ir::Node n = make_node("StringSplit", 20, 1, 2);
-  ir::Attribute a;
-  a.name = "maxsplit";
-  a.kind = ir::Attribute::Kind::Int;
-  a.i = 1;
-  n.attrs["maxsplit"] = a;
+  n.attrs["maxsplit"] = ir::Attribute::of_int("maxsplit", 1);
   Tensor x(DType::String, {1});
   x.strings()[0] = "  a  b c  ";
   const auto out = run_node(n, {Value::of(x)});

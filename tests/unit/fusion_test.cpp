@@ -21,14 +21,6 @@ ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::stri
   return n;
 }
 
-ir::Attribute ints_attr(const std::string& name, std::vector<int64_t> v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
-
 Tensor random_f32(Dims dims, uint32_t seed, float lo = -2, float hi = 2) {
   Tensor t(DType::F32, std::move(dims));
   std::mt19937 rng(seed);
@@ -99,7 +91,7 @@ ir::Graph layer_norm_graph(int opset, bool with_beta, bool variance_is_output = 
   auto mean = [&](const std::string& in, const std::string& out) {
     if (opset >= 18) return node("ReduceMean", {in, "axes"}, {out}, opset);
     ir::Node n = node("ReduceMean", {in}, {out}, opset);
-    n.attrs["axes"] = ints_attr("axes", {-1});
+    n.attrs["axes"] = ir::Attribute::of_ints("axes", {-1});
     return n;
   };
   g.nodes.push_back(mean("x", "m"));
@@ -136,7 +128,7 @@ TEST(Fusion, LayerNormNotFusedWhenAnIntermediateIsRead) {
 TEST(Fusion, LayerNormNotFusedOverAMiddleAxis) {
   ir::Graph g = layer_norm_graph(13, true);
   for (auto& n : g.nodes) {
-    if (n.op_type == "ReduceMean") n.attrs["axes"] = ints_attr("axes", {1});
+    if (n.op_type == "ReduceMean") n.attrs["axes"] = ir::Attribute::of_ints("axes", {1});
   }
   g.initializers["gamma"] = random_f32({1}, 3);
   g.initializers["beta"] = random_f32({1}, 4);
@@ -359,7 +351,7 @@ ir::Graph attention_3d_graph(bool with_mask) {
   g.initializers["c"] = f32(2.0f);
   g.initializers["mask"] = random_f32({5, 7}, 23);
   ir::Node tr = node("Transpose", {"k_seq_first"}, {"kt"});
-  tr.attrs["perm"] = ints_attr("perm", {1, 2, 0});
+  tr.attrs["perm"] = ir::Attribute::of_ints("perm", {1, 2, 0});
   g.nodes.push_back(tr);
   g.nodes.push_back(node("Div", {"x", "c"}, {"qs"}));
   g.nodes.push_back(node("MatMul", {"qs", "kt"}, {"scores"}));
@@ -397,7 +389,7 @@ TEST(Fusion, AttentionFrom4DWithScaledScores) {
   g.initializers["v"] = random_f32({2, 3, 6, 8}, 32);
   g.initializers["scale"] = f32(0.5f);
   ir::Node tr = node("Transpose", {"k"}, {"kt"}, 18);
-  tr.attrs["perm"] = ints_attr("perm", {0, 1, 3, 2});
+  tr.attrs["perm"] = ir::Attribute::of_ints("perm", {0, 1, 3, 2});
   g.nodes.push_back(tr);
   g.nodes.push_back(node("MatMul", {"x", "kt"}, {"scores"}, 18));
   g.nodes.push_back(node("Mul", {"scale", "scores"}, {"scaled"}, 18));

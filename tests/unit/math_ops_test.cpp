@@ -17,22 +17,6 @@ Tensor f32(Dims dims, std::vector<float> values) {
   return t;
 }
 
-ir::Attribute int_attr(const std::string& name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::Int;
-  a.i = v;
-  return a;
-}
-
-ir::Attribute string_attr(const std::string& name, const std::string& s) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::String;
-  a.s = s;
-  return a;
-}
-
 std::vector<Value> run(const std::string& op, int opset, std::vector<Tensor> inputs,
                        size_t num_outputs, std::vector<ir::Attribute> attrs = {}) {
   ir::Node node;
@@ -54,7 +38,8 @@ std::vector<Value> run(const std::string& op, int opset, std::vector<Tensor> inp
 }
 
 TEST(MathOps, EinsumImplicitRepeatedLabelIsTrace) {
-  auto out = run("Einsum", 12, {f32({2, 2}, {1, 2, 3, 4})}, 1, {string_attr("equation", "ii")});
+  auto out = run("Einsum", 12, {f32({2, 2}, {1, 2, 3, 4})}, 1,
+                 {ir::Attribute::of_string("equation", "ii")});
   ASSERT_EQ(out[0].tensor.rank(), 0u);
   EXPECT_FLOAT_EQ(out[0].tensor.data<float>()[0], 5.0f);
 }
@@ -63,7 +48,7 @@ TEST(MathOps, EinsumEllipsisBroadcastsBatch) {
   // [2,1,1,2] x [3,2,1] -> [2,3,1,1]
   auto out =
       run("Einsum", 12, {f32({2, 1, 1, 2}, {1, 2, 3, 4}), f32({3, 2, 1}, {1, 1, 2, 2, 3, 3})}, 1,
-          {string_attr("equation", "...ij,...jk->...ik")});
+          {ir::Attribute::of_string("equation", "...ij,...jk->...ik")});
   EXPECT_EQ(out[0].tensor.dims(), (Dims{2, 3, 1, 1}));
   EXPECT_FLOAT_EQ(out[0].tensor.data<float>()[2], 9.0f);  // [1,2] . [3,3]
   EXPECT_FLOAT_EQ(out[0].tensor.data<float>()[3], 7.0f);  // [3,4] . [1,1]
@@ -90,8 +75,8 @@ TEST(MathOps, TopKTiesKeepLowerIndexFirst) {
 
 TEST(MathOps, SoftmaxBeforeOpset13CoercesTo2D) {
   const Tensor x = f32({2, 2}, {0, 0, 0, 0});
-  auto old = run("Softmax", 11, {x}, 1, {int_attr("axis", 0)});
-  auto now = run("Softmax", 13, {x}, 1, {int_attr("axis", 0)});
+  auto old = run("Softmax", 11, {x}, 1, {ir::Attribute::of_int("axis", 0)});
+  auto now = run("Softmax", 13, {x}, 1, {ir::Attribute::of_int("axis", 0)});
   EXPECT_FLOAT_EQ(old[0].tensor.data<float>()[0], 0.25f);  // one row of 4
   EXPECT_FLOAT_EQ(now[0].tensor.data<float>()[0], 0.5f);   // columns of 2
 }

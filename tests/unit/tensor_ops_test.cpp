@@ -40,19 +40,11 @@ ir::Node make_node(const std::string& op, int opset, size_t n_inputs, size_t n_o
 }
 
 void set_attr(ir::Node& n, const std::string& name, const std::string& s) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::String;
-  a.s = s;
-  n.attrs[name] = a;
+  n.attrs[name] = ir::Attribute::of_string(name, s);
 }
 
 void set_attr(ir::Node& n, const std::string& name, int64_t i) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::Int;
-  a.i = i;
-  n.attrs[name] = a;
+  n.attrs[name] = ir::Attribute::of_int(name, i);
 }
 
 std::vector<Value> run(const ir::Node& node, const std::vector<Tensor>& inputs) {
