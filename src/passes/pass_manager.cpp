@@ -6,6 +6,7 @@
 #include <set>
 
 #include "kpt/error.hpp"
+#include "passes/lower_gradient.hpp"
 
 namespace kpt::passes {
 
@@ -58,6 +59,7 @@ OptimizeReport optimize(ir::Graph& g, Level level, int max_rounds) {
   OptimizeReport report;
   report.level = level;
   report.ops_before = op_histogram(g);
+  if (int lowered = lower_gradients(g)) report.applied.push_back({"lower_gradient", lowered, 0});
   if (level != Level::None) {
     auto passes = PassRegistry::instance().create();
     std::erase_if(passes, [&](const auto& p) { return p->level() > level; });

@@ -101,3 +101,45 @@ TEST(Passes, UnknownLevelNameIsAClearError) {
 
 }  // namespace
 }  // namespace kpt
+
+namespace kpt {
+namespace {
+
+// y = (a - b) / b, so dy/da = 1 / b and dy/db = -a / b^2.
+TEST(Passes, GradientIsLoweredToItsDerivatives) {
+  ir::Graph g;
+  g.opsets[""] = 12;
+  const ir::Shape shape = {ir::Dim::of(2), ir::Dim::of(3)};
+  g.inputs.push_back({"a", ir::Type::tensor(DType::F32, shape)});
+  g.inputs.push_back({"b", ir::Type::tensor(DType::F32, shape)});
+  g.outputs.push_back({"y", ir::Type::tensor(DType::F32, shape)});
+  g.outputs.push_back({"dy_da", ir::Type::tensor(DType::F32, shape)});
+  g.outputs.push_back({"dy_db", ir::Type::tensor(DType::F32, shape)});
+  g.nodes.push_back(node("Sub", {"a", "b"}, {"d"}));
+  g.nodes.push_back(node("Div", {"d", "b"}, {"y"}));
+  ir::Node grad = node("Gradient", {"a", "b"}, {"dy_da", "dy_db"});
+  grad.domain = "ai.onnx.preview.training";
+  grad.opset = 1;
+  ir::Attribute xs;
+  xs.name = "xs";
+  xs.kind = ir::Attribute::Kind::Strings;
+  xs.strings = {"a", "b"};
+  grad.attrs["xs"] = xs;
+  grad.attrs["y"] = ir::Attribute::of_string("y", "y");
+  g.nodes.push_back(grad);
+  ir::sort_and_verify(g);
+  auto report = passes::optimize(g, OptimizationLevel::None);
+  EXPECT_EQ(report.applied.at(0).pass, "lower_gradient");
+  Tensor a = random_f32({2, 3}, 3);
+  Tensor b = random_f32({2, 3}, 4);
+  for (int64_t i = 0; i < b.numel(); ++i) b.data<float>()[i] += 2.0f;  // away from zero
+  auto out = runtime::run_graph(g, {Value::of(a), Value::of(b)});
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    float av = a.data<float>()[i], bv = b.data<float>()[i];
+    EXPECT_NEAR(out[1].tensor.data<float>()[i], 1.0f / bv, 1e-5);
+    EXPECT_NEAR(out[2].tensor.data<float>()[i], -av / (bv * bv), 1e-5);
+  }
+}
+
+}  // namespace
+}  // namespace kpt
