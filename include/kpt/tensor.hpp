@@ -19,6 +19,12 @@ std::string dims_to_string(const Dims& dims);
 size_t max_allocation_bytes();
 void set_max_allocation_bytes(size_t bytes);
 
+// Tensor storage this process holds now, and the most it held at once since the last reset
+// (owned allocations only; mapped weights are not counted).
+size_t live_tensor_bytes();
+size_t peak_tensor_bytes();
+void reset_peak_tensor_bytes();
+
 // Memory behind a tensor: 64-byte aligned bytes that it owns, or bytes owned by someone else
 // (a mapped file) kept alive by `keeper`. String tensors keep std::string elements in `strings`.
 struct Storage {

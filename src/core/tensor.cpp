@@ -42,7 +42,28 @@ std::atomic<size_t> g_max_allocation{[] {
   if (pages <= 0 || page <= 0) return size_t{1} << 34;
   return static_cast<size_t>(pages) / 4 * 3 * static_cast<size_t>(page);
 }()};
+
+// Bytes of tensor storage alive now and the most alive at once since the last reset.
+std::atomic<size_t> g_live_bytes{0};
+std::atomic<size_t> g_peak_bytes{0};
+
+void note_allocated(size_t bytes) {
+  size_t live = g_live_bytes.fetch_add(bytes) + bytes;
+  size_t peak = g_peak_bytes.load();
+  while (live > peak && !g_peak_bytes.compare_exchange_weak(peak, live)) {
+  }
+}
 }  // namespace
+
+size_t live_tensor_bytes() {
+  return g_live_bytes.load();
+}
+size_t peak_tensor_bytes() {
+  return g_peak_bytes.load();
+}
+void reset_peak_tensor_bytes() {
+  g_peak_bytes.store(g_live_bytes.load());
+}
 
 size_t max_allocation_bytes() {
   return g_max_allocation.load();
@@ -64,7 +85,11 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
   std::memset(p, 0, rounded);
   s->data = p;
   s->bytes = bytes;
-  s->keeper = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  note_allocated(rounded);
+  s->keeper = std::shared_ptr<void>(p, [rounded](void* q) {
+    g_live_bytes.fetch_sub(rounded);
+    std::free(q);
+  });
   return s;
 }
 

@@ -51,6 +51,12 @@ Tensor random_input(const IoInfo& info, const std::map<std::string, int64_t>& di
     auto it = dim_values.find(info.symbols[i]);
     dims[i] = it == dim_values.end() ? 1 : it->second;
   }
+  // A mask input attends everywhere: random values would mask positions at random.
+  if (info.name.find("mask") != std::string::npos && info.dtype != DType::String) {
+    Tensor ones(DType::F64, dims);
+    for (int64_t i = 0; i < ones.numel(); ++i) ones.data<double>()[i] = 1.0;
+    return cast_tensor(ones, info.dtype);
+  }
   return random_tensor(info.dtype, dims, seed);
 }
 

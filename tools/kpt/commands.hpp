@@ -9,5 +9,6 @@ void add_inspect(CLI::App& app);
 void add_run(CLI::App& app);
 void add_conformance(CLI::App& app);
 void add_optimize(CLI::App& app);
+void add_bench(CLI::App& app);
 
 }  // namespace kpt::cli
