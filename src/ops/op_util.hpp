@@ -35,15 +35,11 @@ Tensor to_compute(const Tensor& t);
 // Rounds a computed f32 tensor back to `original` when that is a storage-only float.
 Tensor from_compute(const Tensor& t, DType original);
 
-// Calls f.template operator()<T>() with the C++ type of a dtype that kernels compute in:
-// float, double, the integers, bool. Fails for other types naming `what`.
+// Calls f.template operator()<T>() for the integer types (signed and unsigned, 8 to 64 bits).
+// Fails for other types naming `what`.
 template <typename F>
-decltype(auto) dispatch(DType t, const std::string& what, F&& f) {
+decltype(auto) dispatch_integer(DType t, const std::string& what, F&& f) {
   switch (t) {
-    case DType::F32:
-      return f.template operator()<float>();
-    case DType::F64:
-      return f.template operator()<double>();
     case DType::I8:
       return f.template operator()<int8_t>();
     case DType::U8:
@@ -60,11 +56,18 @@ decltype(auto) dispatch(DType t, const std::string& what, F&& f) {
       return f.template operator()<int64_t>();
     case DType::U64:
       return f.template operator()<uint64_t>();
-    case DType::Bool:
-      return f.template operator()<bool>();
     default:
       unsupported(what + " does not support element type " + std::string(dtype_name(t)));
   }
+}
+
+// Same, for every type kernels compute in: float, double, the integers, bool.
+template <typename F>
+decltype(auto) dispatch(DType t, const std::string& what, F&& f) {
+  if (t == DType::F32) return f.template operator()<float>();
+  if (t == DType::F64) return f.template operator()<double>();
+  if (t == DType::Bool) return f.template operator()<bool>();
+  return dispatch_integer(t, what, std::forward<F>(f));
 }
 
 // Same, restricted to float and double.

@@ -11,41 +11,15 @@
 
 namespace kpt::ops::ew {
 
-// Calls f.template operator()<T>() for the float types kernels compute in (after to_compute).
+// The op_util dispatchers, with errors that name this kernel's node.
 template <typename F>
 decltype(auto) dispatch_float_op(const KernelContext& ctx, DType t, F&& f) {
-  if (t == DType::F64) return f.template operator()<double>();
-  if (t != DType::F32) {
-    ctx.unsupported("element type " + std::string(dtype_name(t)) +
-                    " is not supported; expected a float type");
-  }
-  return f.template operator()<float>();
+  return dispatch_float(t, ctx.node().label(), std::forward<F>(f));
 }
 
-// Calls f for every integer type (signed and unsigned, 8 to 64 bits).
 template <typename F>
 decltype(auto) dispatch_integer(const KernelContext& ctx, DType t, F&& f) {
-  switch (t) {
-    case DType::I8:
-      return f.template operator()<int8_t>();
-    case DType::U8:
-      return f.template operator()<uint8_t>();
-    case DType::I16:
-      return f.template operator()<int16_t>();
-    case DType::U16:
-      return f.template operator()<uint16_t>();
-    case DType::I32:
-      return f.template operator()<int32_t>();
-    case DType::U32:
-      return f.template operator()<uint32_t>();
-    case DType::I64:
-      return f.template operator()<int64_t>();
-    case DType::U64:
-      return f.template operator()<uint64_t>();
-    default:
-      ctx.unsupported("element type " + std::string(dtype_name(t)) +
-                      " is not supported; expected a number type");
-  }
+  return ops::dispatch_integer(t, ctx.node().label(), std::forward<F>(f));
 }
 
 // Calls f for every numeric type (floats after to_compute, all integers); bool is refused.
