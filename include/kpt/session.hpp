@@ -28,9 +28,19 @@ struct IoInfo {
 // How much the graph optimizer may rewrite the model (see docs/ARCHITECTURE: passes).
 enum class OptimizationLevel { None = 0, Basic = 1, Extended = 2, All = 3 };
 
+// Numeric precision of the fast kernels. FP32 matches the reference kernels within
+// tolerance; BF16 and INT8 lower MatMul/Gemm/Conv (fp32 accumulation); Auto picks per layer
+// the fastest choice that keeps outputs within the accuracy budget.
+enum class Precision { FP32, BF16, INT8, Auto };
+const char* precision_name(Precision p);
+Precision parse_precision(const std::string& s);  // "fp32", "bf16", "int8", "auto"
+
 struct SessionOptions {
   OptimizationLevel optimization = OptimizationLevel::All;
   bool check_unsupported_at_load = true;  // fail at open() listing every unsupported op
+  Precision precision = Precision::FP32;
+  int threads = 0;           // threads per run; 0 means every core
+  bool fast_kernels = true;  // false runs the reference kernels only
 };
 
 class Session {
@@ -51,6 +61,9 @@ class Session {
   const ir::Graph& graph() const;
   // Which optimizer passes fired at open() and how the op histogram changed.
   std::string optimization_report() const;
+  // Which nodes run on fast kernels, counted by kernel name ("dnnl.matmul(fp32)" -> 72), and
+  // the nodes that stay on reference kernels counted by op ("reference:Gather" -> 3).
+  std::map<std::string, int> kernel_histogram() const;
 
  private:
   struct Impl;

@@ -33,7 +33,7 @@ struct Storage {
   std::shared_ptr<void> keeper;
   std::vector<std::string> strings;
 
-  static std::shared_ptr<Storage> allocate(size_t bytes);  // zero-filled
+  static std::shared_ptr<Storage> allocate(size_t bytes, bool zero_fill = true);
 };
 
 // The one tensor type: dtype, dims and shared storage. Copies share storage; clone() copies data.
@@ -41,6 +41,9 @@ class Tensor {
  public:
   Tensor() = default;
   Tensor(DType dtype, Dims dims);  // zero-filled (empty strings for String)
+  // Contents undefined (strings still empty): for kernels that write every element, so that
+  // large outputs do not pay a memset.
+  static Tensor uninitialized(DType dtype, Dims dims);
   // A tensor over memory owned by `keeper` (no copy). `data` must stay valid while keeper lives.
   static Tensor view(DType dtype, Dims dims, void* data, std::shared_ptr<void> keeper);
   template <typename T>

@@ -72,7 +72,7 @@ void set_max_allocation_bytes(size_t bytes) {
   g_max_allocation.store(bytes);
 }
 
-std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
+std::shared_ptr<Storage> Storage::allocate(size_t bytes, bool zero_fill) {
   if (bytes > max_allocation_bytes()) {
     fail("a tensor of " + std::to_string(bytes) + " bytes exceeds the allocation limit of " +
          std::to_string(max_allocation_bytes()) + " bytes");
@@ -82,7 +82,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
   if (rounded == 0) rounded = 64;
   void* p = std::aligned_alloc(64, rounded);
   if (!p) fail("out of memory allocating " + std::to_string(bytes) + " bytes");
-  std::memset(p, 0, rounded);
+  if (zero_fill) std::memset(p, 0, rounded);
   s->data = p;
   s->bytes = bytes;
   note_allocated(rounded);
@@ -91,6 +91,22 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
     std::free(q);
   });
   return s;
+}
+
+Tensor Tensor::uninitialized(DType dtype, Dims dims) {
+  if (dtype == DType::String) return Tensor(dtype, std::move(dims));
+  Tensor t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  t.numel_ = element_count(t.dims_);
+  const size_t esize = dtype_size(dtype);
+  if (esize == 0) fail("cannot allocate a tensor of type " + std::string(dtype_name(dtype)));
+  if (static_cast<uint64_t>(t.numel_) > max_allocation_bytes() / esize) {
+    fail("tensor " + t.describe() + " needs more than the allocation limit of " +
+         std::to_string(max_allocation_bytes()) + " bytes");
+  }
+  t.storage_ = Storage::allocate(static_cast<size_t>(t.numel_) * esize, false);
+  return t;
 }
 
 Tensor::Tensor(DType dtype, Dims dims) : dtype_(dtype), dims_(std::move(dims)) {

@@ -17,6 +17,11 @@ bool KernelContext::wants_output(size_t i) const {
   return i < outputs_.size() && i < node_.outputs.size() && !node_.outputs[i].empty();
 }
 
+Tensor KernelContext::allocate_output(size_t i, DType dtype, Dims dims) const {
+  if (allocator_) return (*allocator_)(node_, i, dtype, dims);
+  return Tensor::uninitialized(dtype, std::move(dims));
+}
+
 void KernelContext::set_output(size_t i, Tensor t) {
   set_output_value(i, Value::of(std::move(t)));
 }

@@ -34,6 +34,13 @@ class KernelContext {
   size_t num_outputs() const { return outputs_.size(); }
   bool wants_output(size_t i) const;    // output i exists and has a name
   void set_output(size_t i, Tensor t);  // ignored when the output is not wanted
+  // A tensor for output i whose contents are undefined until the kernel writes them: from the
+  // session's memory plan when it has one (see runtime/memory_plan), else freshly allocated.
+  // The kernel still passes it to set_output.
+  Tensor allocate_output(size_t i, DType dtype, Dims dims) const;
+  // Where allocate_output gets memory; set by the executor.
+  using OutputAllocator = std::function<Tensor(const ir::Node&, size_t, DType, const Dims&)>;
+  void set_output_allocator(const OutputAllocator* a) { allocator_ = a; }
   void set_output_value(size_t i, Value v);
 
   std::vector<Value> run_subgraph(const ir::Graph& body, const std::vector<Value>& inputs) const;
@@ -63,6 +70,7 @@ class KernelContext {
   std::vector<const Value*> inputs_;
   std::vector<Value>& outputs_;
   const SubgraphRunner* run_subgraph_;
+  const OutputAllocator* allocator_ = nullptr;
 };
 
 using KernelFn = void (*)(KernelContext&);

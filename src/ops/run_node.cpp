@@ -4,17 +4,32 @@
 
 namespace kpt::ops {
 
-std::vector<Value> run_node(const ir::Node& node, std::vector<const Value*> inputs,
-                            const SubgraphRunner* run_subgraph) {
+namespace {
+const OpEntry& reference_entry(const ir::Node& node) {
   const OpEntry* entry = Registry::instance().find(node.domain, node.op_type, node.opset);
   if (!entry || !entry->kernel) {
     unsupported(node.label() + ": op " + (node.domain.empty() ? "" : node.domain + ".") +
                 node.op_type + " (opset " + std::to_string(node.opset) + ") is not supported");
   }
+  return *entry;
+}
+}  // namespace
+
+void run_reference(KernelContext& ctx) {
+  reference_entry(ctx.node()).kernel(ctx);
+}
+
+std::vector<Value> run_node(const ir::Node& node, std::vector<const Value*> inputs,
+                            const SubgraphRunner* run_subgraph, const Kernel* prepared) {
+  const OpEntry* entry = prepared ? nullptr : &reference_entry(node);
   std::vector<Value> out(node.outputs.size());
   KernelContext ctx(node, std::move(inputs), out, run_subgraph);
   try {
-    entry->kernel(ctx);
+    if (prepared) {
+      prepared->run(ctx);
+    } else {
+      entry->kernel(ctx);
+    }
   } catch (const Unsupported&) {
     throw;
   } catch (const Error& e) {

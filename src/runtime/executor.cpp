@@ -24,7 +24,9 @@ Value Scope::take(const std::string& name) {
 }
 
 std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& inputs,
-                             const Scope* parent) {
+                             const Scope* parent, const std::vector<const ops::Kernel*>* kernels) {
+  check(!kernels || kernels->size() == g.nodes.size(),
+        "graph '" + g.name + "': the kernel plan does not match the graph");
   Scope scope(parent);
   for (const auto& [name, t] : g.initializers) scope.set(name, Value::of(t));
   for (size_t i = 0; i < g.inputs.size(); ++i) {
@@ -64,7 +66,8 @@ std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& input
       if (!v) fail(node.label() + ": input '" + name + "' has no value");
       in.push_back(v);
     }
-    std::vector<Value> out = ops::run_node(node, std::move(in), &runner);
+    std::vector<Value> out =
+        ops::run_node(node, std::move(in), &runner, kernels ? (*kernels)[k] : nullptr);
     for (const auto& name : node.inputs) {
       auto it = last_use.find(name);
       if (it != last_use.end() && it->second == k) scope.erase(name);

@@ -2,11 +2,13 @@
 
 #include <set>
 
+#include "backends/cpu/parallel.hpp"
 #include "ir/model.hpp"
 #include "kpt/error.hpp"
 #include "onnx/import.hpp"
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/kernel_plan.hpp"
 
 namespace kpt {
 
@@ -15,6 +17,7 @@ struct Session::Impl {
   SessionOptions options;
   std::vector<IoInfo> inputs, outputs;
   passes::OptimizeReport optimize_report;
+  runtime::KernelPlan plan;
 };
 
 namespace {
@@ -73,6 +76,9 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
     std::string report = runtime::unsupported_ops_report(g);
     if (!report.empty()) unsupported(report);
   }
+  if (impl_->options.fast_kernels) {
+    impl_->plan = runtime::plan_kernels(impl_->model.graph, impl_->options.precision);
+  }
   for (const auto& i : g.inputs) {
     if (!g.initializers.count(i.name)) impl_->inputs.push_back(io_info(i));
   }
@@ -110,6 +116,32 @@ std::string Session::optimization_report() const {
   return impl_->optimize_report.explain();
 }
 
+std::map<std::string, int> Session::kernel_histogram() const {
+  return impl_->plan.histogram;
+}
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::FP32:
+      return "fp32";
+    case Precision::BF16:
+      return "bf16";
+    case Precision::INT8:
+      return "int8";
+    case Precision::Auto:
+      return "auto";
+  }
+  return "?";
+}
+
+Precision parse_precision(const std::string& s) {
+  if (s == "fp32") return Precision::FP32;
+  if (s == "bf16") return Precision::BF16;
+  if (s == "int8") return Precision::INT8;
+  if (s == "auto") return Precision::Auto;
+  fail("unknown precision '" + s + "'; expected fp32, bf16, int8 or auto");
+}
+
 std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) const {
   const auto& g = impl_->model.graph;
   std::set<std::string> known;
@@ -141,7 +173,9 @@ std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) cons
     check_input(io_info(i), it->second);
     positional.push_back(it->second);
   }
-  return runtime::run_graph(g, positional);
+  cpu::set_num_threads(impl_->options.threads);
+  return runtime::run_graph(g, positional, nullptr,
+                            impl_->plan.by_node.empty() ? nullptr : &impl_->plan.by_node);
 }
 
 std::vector<Tensor> Session::run_tensors(const std::map<std::string, Tensor>& inputs) const {

@@ -1,0 +1,25 @@
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.hpp"
+#include "kpt/session.hpp"
+#include "ops/kernel.hpp"
+
+namespace kpt::runtime {
+
+// The kernel chosen for each top-level node at session load: a prepared fast kernel from the
+// CPU kernel registry, or nullptr where the reference kernel runs.
+struct KernelPlan {
+  std::vector<std::unique_ptr<ops::Kernel>> owned;
+  std::vector<const ops::Kernel*> by_node;  // one per node of the graph
+  // Kernel names ("dnnl.matmul(fp32)") and "reference:<op>" for the rest, counted.
+  std::map<std::string, int> histogram;
+};
+
+// Infers types (so kernels see shapes and weights) and prepares a kernel per node.
+KernelPlan plan_kernels(ir::Graph& g, Precision precision);
+
+}  // namespace kpt::runtime
