@@ -39,8 +39,19 @@ struct SessionOptions {
   OptimizationLevel optimization = OptimizationLevel::All;
   bool check_unsupported_at_load = true;  // fail at open() listing every unsupported op
   Precision precision = Precision::FP32;
-  int threads = 0;           // threads per run; 0 means every core
-  bool fast_kernels = true;  // false runs the reference kernels only
+  int threads = 0;              // threads per run; 0 means every core
+  bool fast_kernels = true;     // false runs the reference kernels only
+  bool memory_planning = true;  // place fast kernels' outputs in one planned arena per run
+};
+
+// What the memory planner did (see ARCHITECTURE.md, runtime): the arena a run needs against
+// the bytes of the tensors placed in it, had each its own allocation.
+struct MemoryStats {
+  size_t arena_bytes = 0;
+  size_t planned_tensor_bytes = 0;
+  int planned_tensors = 0;
+  int in_place = 0;  // outputs written over an input that dies at that node
+  int plans = 0;     // input-shape signatures planned
 };
 
 class Session {
@@ -64,6 +75,7 @@ class Session {
   // Which nodes run on fast kernels, counted by kernel name ("dnnl.matmul(fp32)" -> 72), and
   // the nodes that stay on reference kernels counted by op ("reference:Gather" -> 3).
   std::map<std::string, int> kernel_histogram() const;
+  MemoryStats memory_stats() const;
 
  private:
   struct Impl;

@@ -20,10 +20,12 @@ void run_reference(KernelContext& ctx) {
 }
 
 std::vector<Value> run_node(const ir::Node& node, std::vector<const Value*> inputs,
-                            const SubgraphRunner* run_subgraph, const Kernel* prepared) {
+                            const SubgraphRunner* run_subgraph, const Kernel* prepared,
+                            const KernelContext::OutputAllocator* allocator) {
   const OpEntry* entry = prepared ? nullptr : &reference_entry(node);
   std::vector<Value> out(node.outputs.size());
   KernelContext ctx(node, std::move(inputs), out, run_subgraph);
+  ctx.set_output_allocator(allocator);
   try {
     if (prepared) {
       prepared->run(ctx);

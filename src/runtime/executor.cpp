@@ -24,7 +24,8 @@ Value Scope::take(const std::string& name) {
 }
 
 std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& inputs,
-                             const Scope* parent, const std::vector<const ops::Kernel*>* kernels) {
+                             const Scope* parent, const std::vector<const ops::Kernel*>* kernels,
+                             RunMemory* memory) {
   check(!kernels || kernels->size() == g.nodes.size(),
         "graph '" + g.name + "': the kernel plan does not match the graph");
   Scope scope(parent);
@@ -36,6 +37,10 @@ std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& input
       fail("graph '" + g.name + "': input '" + g.inputs[i].name + "' was not given");
     }
   }
+  const ops::KernelContext::OutputAllocator allocator =
+      [memory, &g](const ir::Node& n, size_t i, DType dtype, const Dims& dims) {
+        return memory->allocate(static_cast<size_t>(&n - g.nodes.data()), i, dtype, dims);
+      };
   const ops::SubgraphRunner runner = [&scope](const ir::Graph& body, const std::vector<Value>& in) {
     return run_graph(body, in, &scope);
   };
@@ -66,8 +71,9 @@ std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& input
       if (!v) fail(node.label() + ": input '" + name + "' has no value");
       in.push_back(v);
     }
-    std::vector<Value> out =
-        ops::run_node(node, std::move(in), &runner, kernels ? (*kernels)[k] : nullptr);
+    std::vector<Value> out = ops::run_node(node, in, &runner, kernels ? (*kernels)[k] : nullptr,
+                                           memory ? &allocator : nullptr);
+    if (memory) memory->after_node(k, in, out);
     for (const auto& name : node.inputs) {
       auto it = last_use.find(name);
       if (it != last_use.end() && it->second == k) scope.erase(name);
@@ -79,6 +85,7 @@ std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& input
   std::vector<Value> results;
   results.reserve(g.outputs.size());
   for (const auto& o : g.outputs) results.push_back(scope.take(o.name));
+  if (memory) memory->finish(results);
   return results;
 }
 

@@ -6,6 +6,7 @@
 #include "ir/graph.hpp"
 #include "kpt/value.hpp"
 #include "ops/kernel.hpp"
+#include "runtime/memory_plan.hpp"
 
 namespace kpt::runtime {
 
@@ -26,10 +27,12 @@ class Scope {
 // Runs a graph with the reference kernels of the op registry, node by node in topological
 // order. `inputs` are positional (graph.inputs order); a missing trailing input falls back to
 // the initializer of the same name.
-// `kernels`, when given, holds one entry per node of g (nullptr: the reference kernel).
+// `kernels`, when given, holds one entry per node of g (nullptr: the reference kernel);
+// `memory`, when given, places the outputs prepared kernels allocate (see memory_plan.hpp).
 std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& inputs,
                              const Scope* parent = nullptr,
-                             const std::vector<const ops::Kernel*>* kernels = nullptr);
+                             const std::vector<const ops::Kernel*>* kernels = nullptr,
+                             RunMemory* memory = nullptr);
 
 // Every op of the graph (and its subgraphs) that no registered kernel implements, as one
 // message naming each op with its domain and opset and the nodes that use it ("" if none).

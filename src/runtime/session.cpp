@@ -18,6 +18,7 @@ struct Session::Impl {
   std::vector<IoInfo> inputs, outputs;
   passes::OptimizeReport optimize_report;
   runtime::KernelPlan plan;
+  std::unique_ptr<runtime::MemoryPlanner> memory;
 };
 
 namespace {
@@ -78,6 +79,9 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   }
   if (impl_->options.fast_kernels) {
     impl_->plan = runtime::plan_kernels(impl_->model.graph, impl_->options.precision);
+    if (impl_->options.memory_planning) {
+      impl_->memory = std::make_unique<runtime::MemoryPlanner>(impl_->model.graph);
+    }
   }
   for (const auto& i : g.inputs) {
     if (!g.initializers.count(i.name)) impl_->inputs.push_back(io_info(i));
@@ -114,6 +118,18 @@ const ir::Graph& Session::graph() const {
 }
 std::string Session::optimization_report() const {
   return impl_->optimize_report.explain();
+}
+
+MemoryStats Session::memory_stats() const {
+  MemoryStats m;
+  if (!impl_->memory) return m;
+  const auto r = impl_->memory->report();
+  m.arena_bytes = r.arena_bytes;
+  m.planned_tensor_bytes = r.planned_tensor_bytes;
+  m.planned_tensors = r.planned_tensors;
+  m.in_place = r.in_place;
+  m.plans = r.plans;
+  return m;
 }
 
 std::map<std::string, int> Session::kernel_histogram() const {
@@ -174,8 +190,11 @@ std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) cons
     positional.push_back(it->second);
   }
   cpu::set_num_threads(impl_->options.threads);
+  std::unique_ptr<runtime::RunMemory> memory;
+  if (impl_->memory) memory = impl_->memory->begin(positional);
   return runtime::run_graph(g, positional, nullptr,
-                            impl_->plan.by_node.empty() ? nullptr : &impl_->plan.by_node);
+                            impl_->plan.by_node.empty() ? nullptr : &impl_->plan.by_node,
+                            memory.get());
 }
 
 std::vector<Tensor> Session::run_tensors(const std::map<std::string, Tensor>& inputs) const {
