@@ -42,6 +42,10 @@ struct SessionOptions {
   int threads = 0;              // threads per run; 0 means every core
   bool fast_kernels = true;     // false runs the reference kernels only
   bool memory_planning = true;  // place fast kernels' outputs in one planned arena per run
+  // Inputs `auto` precision calibrates on; missing ones are random (dynamic dims: the first of
+  // an input 2, the others 32; mask inputs all ones).
+  std::map<std::string, Tensor> calibration_inputs;
+  double accuracy_budget = 0.999;  // `auto`: minimum cosine similarity of each output to fp32
 };
 
 // What the memory planner did (see ARCHITECTURE.md, runtime): the arena a run needs against
@@ -76,6 +80,8 @@ class Session {
   // the nodes that stay on reference kernels counted by op ("reference:Gather" -> 3).
   std::map<std::string, int> kernel_histogram() const;
   MemoryStats memory_stats() const;
+  // With precision auto: what each layer runs at and why, and the outputs' cosine to fp32.
+  std::string precision_report() const;
 
  private:
   struct Impl;

@@ -25,7 +25,7 @@ Value Scope::take(const std::string& name) {
 
 std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& inputs,
                              const Scope* parent, const std::vector<const ops::Kernel*>* kernels,
-                             RunMemory* memory) {
+                             RunMemory* memory, const NodeObserver* observer) {
   check(!kernels || kernels->size() == g.nodes.size(),
         "graph '" + g.name + "': the kernel plan does not match the graph");
   Scope scope(parent);
@@ -74,6 +74,7 @@ std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& input
     std::vector<Value> out = ops::run_node(node, in, &runner, kernels ? (*kernels)[k] : nullptr,
                                            memory ? &allocator : nullptr);
     if (memory) memory->after_node(k, in, out);
+    if (observer) (*observer)(k, in, out);
     for (const auto& name : node.inputs) {
       auto it = last_use.find(name);
       if (it != last_use.end() && it->second == k) scope.erase(name);

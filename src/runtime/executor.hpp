@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -27,12 +28,16 @@ class Scope {
 // Runs a graph with the reference kernels of the op registry, node by node in topological
 // order. `inputs` are positional (graph.inputs order); a missing trailing input falls back to
 // the initializer of the same name.
+// Sees every node's inputs and outputs as the graph runs (calibration, debugging).
+using NodeObserver = std::function<void(size_t node, const std::vector<const Value*>& inputs,
+                                        const std::vector<Value>& outputs)>;
+
 // `kernels`, when given, holds one entry per node of g (nullptr: the reference kernel);
 // `memory`, when given, places the outputs prepared kernels allocate (see memory_plan.hpp).
 std::vector<Value> run_graph(const ir::Graph& g, const std::vector<Value>& inputs,
                              const Scope* parent = nullptr,
                              const std::vector<const ops::Kernel*>* kernels = nullptr,
-                             RunMemory* memory = nullptr);
+                             RunMemory* memory = nullptr, const NodeObserver* observer = nullptr);
 
 // Every op of the graph (and its subgraphs) that no registered kernel implements, as one
 // message naming each op with its domain and opset and the nodes that use it ("" if none).

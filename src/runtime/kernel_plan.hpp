@@ -22,4 +22,10 @@ struct KernelPlan {
 // Infers types (so kernels see shapes and weights) and prepares a kernel per node.
 KernelPlan plan_kernels(ir::Graph& g, Precision precision);
 
+// The fast kernel for node `k` of g at `precision` (types already inferred), or nullptr.
+std::unique_ptr<ops::Kernel> prepare_node(const ir::Graph& g, size_t k, Precision precision);
+
+// Recounts plan.histogram from plan.by_node.
+void count_kernels(const ir::Graph& g, KernelPlan& plan);
+
 }  // namespace kpt::runtime

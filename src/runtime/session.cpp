@@ -7,8 +7,10 @@
 #include "kpt/error.hpp"
 #include "onnx/import.hpp"
 #include "passes/pass_manager.hpp"
+#include "runtime/auto_precision.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/kernel_plan.hpp"
+#include "runtime/random_inputs.hpp"
 
 namespace kpt {
 
@@ -19,6 +21,10 @@ struct Session::Impl {
   passes::OptimizeReport optimize_report;
   runtime::KernelPlan plan;
   std::unique_ptr<runtime::MemoryPlanner> memory;
+  std::string precision_report;
+
+  std::vector<Value> positional(const std::map<std::string, Value>& inputs) const;
+  std::vector<Value> calibration_inputs() const;
 };
 
 namespace {
@@ -87,6 +93,14 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
     if (!g.initializers.count(i.name)) impl_->inputs.push_back(io_info(i));
   }
   for (const auto& o : g.outputs) impl_->outputs.push_back(io_info(o));
+  if (impl_->options.fast_kernels && impl_->options.precision == Precision::Auto) {
+    runtime::AutoPrecisionOptions auto_options;
+    auto_options.output_cosine = impl_->options.accuracy_budget;
+    cpu::set_num_threads(impl_->options.threads);
+    impl_->precision_report =
+        runtime::choose_precisions(g, impl_->plan, impl_->calibration_inputs(), auto_options)
+            .explain();
+  }
 }
 
 Session::Session(Session&&) noexcept = default;
@@ -158,21 +172,21 @@ Precision parse_precision(const std::string& s) {
   fail("unknown precision '" + s + "'; expected fp32, bf16, int8 or auto");
 }
 
-std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) const {
-  const auto& g = impl_->model.graph;
+std::vector<Value> Session::Impl::positional(const std::map<std::string, Value>& given) const {
+  const auto& g = model.graph;
   std::set<std::string> known;
   for (const auto& i : g.inputs) known.insert(i.name);
-  for (const auto& [name, v] : inputs) {
+  for (const auto& [name, v] : given) {
     if (!known.count(name)) {
       std::string names;
-      for (const auto& i : impl_->inputs) names += (names.empty() ? "" : ", ") + i.name;
+      for (const auto& i : inputs) names += (names.empty() ? "" : ", ") + i.name;
       fail("unknown input '" + name + "'; the model's inputs are: " + names);
     }
   }
   std::vector<Value> positional;
   for (const auto& i : g.inputs) {
-    auto it = inputs.find(i.name);
-    if (it == inputs.end()) {
+    auto it = given.find(i.name);
+    if (it == given.end()) {
       auto init = g.initializers.find(i.name);
       if (init == g.initializers.end()) {
         const IoInfo info = io_info(i);
@@ -189,12 +203,41 @@ std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) cons
     check_input(io_info(i), it->second);
     positional.push_back(it->second);
   }
+  return positional;
+}
+
+std::vector<Value> Session::Impl::calibration_inputs() const {
+  std::map<std::string, Value> given;
+  for (const auto& info : inputs) {
+    auto it = options.calibration_inputs.find(info.name);
+    if (it != options.calibration_inputs.end()) {
+      given[info.name] = Value::of(it->second);
+      continue;
+    }
+    std::map<std::string, int64_t> dims;
+    for (size_t d = 0; d < info.symbols.size(); ++d) {
+      if (!info.symbols[d].empty() && !dims.count(info.symbols[d])) {
+        dims[info.symbols[d]] = d == 0 ? 2 : 32;
+      }
+    }
+    given[info.name] = Value::of(runtime::random_input(info, dims, 1234));
+  }
+  return positional(given);
+}
+
+std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) const {
+  const auto& g = impl_->model.graph;
+  std::vector<Value> positional = impl_->positional(inputs);
   cpu::set_num_threads(impl_->options.threads);
   std::unique_ptr<runtime::RunMemory> memory;
   if (impl_->memory) memory = impl_->memory->begin(positional);
   return runtime::run_graph(g, positional, nullptr,
                             impl_->plan.by_node.empty() ? nullptr : &impl_->plan.by_node,
                             memory.get());
+}
+
+std::string Session::precision_report() const {
+  return impl_->precision_report;
 }
 
 std::vector<Tensor> Session::run_tensors(const std::map<std::string, Tensor>& inputs) const {
