@@ -12,6 +12,7 @@ fi
 rm -f "$json"
 KPT_ORT_DIR="$src/tools/ort" "$kpt" bench "$model" --input "$input" --iterations 3 --warmup 1 \
   --threads 1 --compare ort --json "$json" --chart "${json%.json}.svg"
+# shellcheck disable=SC2016  # the JavaScript's ${...} is for node, not the shell
 node -e '
 const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 const need = [j.ort && j.ort.latency_ms && j.ort.latency_ms.p50, j.ort && j.ort.throughput_per_s,
