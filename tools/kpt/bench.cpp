@@ -74,6 +74,8 @@ std::map<std::string, Tensor> make_inputs(const Session& s, const std::vector<st
     if (value.size() > 4 && value.substr(value.size() - 4) == ".npy") {
       given[name] = read_npy(value);
     } else {
+      check(value.find_first_not_of("0123456789x") == std::string::npos,
+            "--input " + spec + ": expected a .npy file or dims like 8x128");
       shapes[name] = runtime::parse_dims(value);
     }
   }
@@ -224,6 +226,9 @@ void run(const Args& a) {
     std::printf("           peak %.2f MB resident for the whole process (weights included)\n",
                 static_cast<double>(peak_rss) / 1e6);
     const sys::CpuInfo cpu = sys::query_cpu();
+    std::printf("machine    %s, %d logical cores (%d usable)\n",
+                cpu.brand.empty() ? "unknown CPU" : cpu.brand.c_str(), cpu.logical_cores,
+                usable_cores());
     j = {{"model", a.model},
          {"backend", "cpu"},
          {"optimization", a.level},
