@@ -269,8 +269,8 @@ void run(const Args& a) {
         "%s, load %.1f ms)\n",
         lat.p50, lat.p90, lat.p99, throughput, ort.version.c_str(), ort.load_ms);
     std::printf(
-        "speedup    p50 %.2fx  p90 %.2fx  p99 %.2fx  throughput %.2fx  (ONNX Runtime / "
-        "kpt; above 1 means kpt is faster)\n",
+        "speedup    p50 %.2fx  p90 %.2fx  p99 %.2fx  throughput %.2fx  (latency: ONNX Runtime "
+        "/ kpt, throughput: kpt / ONNX Runtime; above 1 means kpt is faster)\n",
         speedup, speedup_p90, speedup_p99, throughput_ratio);
     j["ort"] = {{"version", ort.version},
                 {"settings",
