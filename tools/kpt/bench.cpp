@@ -1,17 +1,30 @@
-// kpt bench MODEL: measures load time, run latency percentiles, throughput and peak memory.
+// kpt bench MODEL: measures load time, run latency percentiles, throughput and peak memory;
+// with --compare ort, also ONNX Runtime on the same inputs, and checks that the outputs agree.
+#include <sched.h>
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
 
 #include "core/npy.hpp"
 #include "kpt/error.hpp"
 #include "kpt/session.hpp"
 #include "passes/pass.hpp"
 #include "runtime/random_inputs.hpp"
+#include "sys/cpu_info.hpp"
+#include "tools/kpt/bench_report.hpp"
+#include "tools/kpt/bench_stats.hpp"
 #include "tools/kpt/commands.hpp"
+#include "tools/kpt/ort_compare.hpp"
+#include "tools/kpt/summary.hpp"
 
 namespace kpt::cli {
 
@@ -25,103 +38,273 @@ struct Args {
   int iterations = 20;
   int warmup = 2;
   std::string level = "all";
+  std::string precision = "fp32";
+  int threads = 0;
+  std::string compare;
+  double rtol = 1e-3;
+  double atol = 1e-4;
+  double min_cosine = 0.999;
   std::string json;
+  std::string chart;
+  std::string label;
 };
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  double pos = p / 100.0 * static_cast<double>(v.size() - 1);
-  size_t lo = static_cast<size_t>(pos);
-  size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+// Cores this process may run on (its affinity mask), which is what "every core" means for both
+// kpt and ONNX Runtime.
+int usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
-// NAME=FILE.npy reads a file; NAME=DIMS (like 8x128) makes random values of that shape.
-std::map<std::string, Value> make_inputs(const Session& s, const std::vector<std::string>& specs) {
+// NAME=FILE.npy reads a file; NAME=DIMS (like 8x128) asks for valid random values of that shape.
+std::map<std::string, Tensor> make_inputs(const Session& s, const std::vector<std::string>& specs) {
   std::map<std::string, Dims> shapes;
-  std::map<std::string, Value> inputs;
+  std::map<std::string, Tensor> given;
   for (const auto& spec : specs) {
     auto eq = spec.find('=');
     check(eq != std::string::npos && eq > 0,
-          "--input '" + spec + "': expected NAME=FILE.npy or NAME=DIMS");
+          "--input '" + spec + "': expected NAME=FILE.npy or NAME=DIMS (like input_ids=8x128)");
     std::string name = spec.substr(0, eq), value = spec.substr(eq + 1);
+    check(!shapes.count(name) && !given.count(name), "--input " + name + " is given twice");
     if (value.size() > 4 && value.substr(value.size() - 4) == ".npy") {
-      inputs[name] = Value::of(read_npy(value));
+      given[name] = read_npy(value);
     } else {
+      check(value.find_first_not_of("0123456789x") == std::string::npos,
+            "--input " + spec + ": expected a .npy file or dims like 8x128");
       shapes[name] = runtime::parse_dims(value);
     }
   }
-  // Symbols fixed by one input's dims (batch, seq) apply to every input that shares them.
-  std::map<std::string, int64_t> symbols;
-  for (const auto& info : s.inputs()) {
-    auto it = shapes.find(info.name);
-    if (it == shapes.end()) continue;
-    check(!info.has_shape || it->second.size() == info.dims.size(),
-          "--input " + info.name + ": the model declares rank " + std::to_string(info.dims.size()) +
-              ", got " + dims_to_string(it->second));
-    for (size_t d = 0; d < info.symbols.size() && d < it->second.size(); ++d) {
-      if (!info.symbols[d].empty()) symbols[info.symbols[d]] = it->second[d];
+  return runtime::make_valid_inputs(s.graph(), s.inputs(), shapes, given);
+}
+
+// "12 nodes on fast kernels, 3 on reference kernels; top: dnnl.matmul(fp32) 8, ..."
+nlohmann::json kernel_summary(const std::map<std::string, int>& histogram) {
+  int fast = 0, reference = 0;
+  std::vector<std::pair<std::string, int>> entries(histogram.begin(), histogram.end());
+  for (const auto& [name, count] : entries) {
+    (name.rfind("reference:", 0) == 0 ? reference : fast) += count;
+  }
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::string top;
+  for (size_t i = 0; i < entries.size() && i < 6; ++i) {
+    top += (i ? ", " : "") + entries[i].first + " " + std::to_string(entries[i].second);
+  }
+  std::printf("kernels    %d nodes on fast kernels, %d on reference kernels%s%s\n", fast, reference,
+              top.empty() ? "" : "; top: ", top.c_str());
+  return {{"fast_nodes", fast}, {"reference_nodes", reference}, {"histogram", histogram}};
+}
+
+nlohmann::json latency_json(const LatencySummary& s) {
+  return {{"p50", s.p50},   {"p90", s.p90}, {"p99", s.p99},
+          {"mean", s.mean}, {"min", s.min}, {"max", s.max}};
+}
+
+// Compares every output with ONNX Runtime's; returns whether all pass, and records each in
+// j["agreement"]. fp32 requires every element within rtol/atol; bf16/int8/auto trade exactness
+// for speed, so they require the cosine similarity instead.
+bool check_agreement(const Args& a, Precision precision, const std::vector<std::string>& names,
+                     const std::vector<Value>& ours, const OrtRun& ort, nlohmann::json& j,
+                     std::string& failures) {
+  bool ok = true;
+  const bool exact = precision == Precision::FP32;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    auto theirs = ort.outputs.find(name);
+    if (!ours[i].is_tensor() || theirs == ort.outputs.end()) {
+      std::printf("agreement  %s: not compared (%s)\n", name.c_str(),
+                  ours[i].is_tensor() ? "ONNX Runtime has no output of that name" : "not a tensor");
+      continue;
+    }
+    const Agreement ag = compare_outputs(ours[i].tensor, theirs->second, a.rtol, a.atol);
+    const bool pass =
+        exact ? ag.within_tolerance() : ag.shape_error.empty() && ag.cosine >= a.min_cosine;
+    j[name] = {{"max_abs", ag.max_abs},
+               {"max_rel", ag.max_rel},
+               {"cosine", ag.cosine},
+               {"mismatches", ag.mismatches},
+               {"elements", ours[i].tensor.numel()},
+               {"pass", pass}};
+    if (!ag.shape_error.empty()) j[name]["shape_error"] = ag.shape_error;
+    std::printf(
+        "agreement  %s: max abs %.3g, max rel %.3g, cosine %.7f, %lld of %lld beyond "
+        "tolerance: %s\n",
+        name.c_str(), ag.max_abs, ag.max_rel, ag.cosine, static_cast<long long>(ag.mismatches),
+        static_cast<long long>(ours[i].tensor.numel()), pass ? "ok" : "FAILED");
+    if (!pass) {
+      ok = false;
+      char buf[256];
+      if (!ag.shape_error.empty()) {
+        std::snprintf(buf, sizeof buf, "output '%s': %s", name.c_str(), ag.shape_error.c_str());
+      } else if (exact) {
+        std::snprintf(
+            buf, sizeof buf, "output '%s': %lld elements beyond --rtol %g --atol %g (max abs %.3g)",
+            name.c_str(), static_cast<long long>(ag.mismatches), a.rtol, a.atol, ag.max_abs);
+      } else {
+        std::snprintf(buf, sizeof buf, "output '%s': cosine %.7f below --min-cosine %g",
+                      name.c_str(), ag.cosine, a.min_cosine);
+      }
+      failures += std::string(failures.empty() ? "" : "; ") + buf;
     }
   }
-  uint64_t seed = 1;
-  for (const auto& info : s.inputs()) {
-    if (inputs.count(info.name)) continue;
-    auto it = shapes.find(info.name);
-    inputs[info.name] =
-        Value::of(it != shapes.end() ? runtime::random_tensor(info.dtype, it->second, seed)
-                                     : runtime::random_input(info, symbols, seed));
-    ++seed;
-  }
-  return inputs;
+  return ok;
 }
 
 void run(const Args& a) {
-  check(a.iterations > 0, "--iterations must be at least 1");
+  check(a.iterations > 0, "--iterations must be at least 1, got " + std::to_string(a.iterations));
+  check(a.warmup >= 0, "--warmup must be at least 0, got " + std::to_string(a.warmup));
+  check(a.threads >= 0,
+        "--threads must be 0 (every core) or more, got " + std::to_string(a.threads));
+  check(a.compare.empty() || a.compare == "ort",
+        "--compare '" + a.compare + "': the only peer is 'ort' (ONNX Runtime)");
+  const Precision precision = parse_precision(a.precision);
+  const int threads = a.threads > 0 ? a.threads : usable_cores();
+  // Fail before the long run, not after it, when the peer is missing.
+  const std::string peer = a.compare == "ort" ? find_ort_peer() : "";
+
   SessionOptions options;
   options.optimization = passes::level_from_name(a.level);
-  auto t0 = Clock::now();
-  Session session = Session::open(a.model, options);
-  const double load_ms = ms_since(t0);
-  auto inputs = make_inputs(session, a.inputs);
-  for (const auto& [name, v] : inputs) {
-    std::cout << "input  " << name << " " << v.tensor.describe() << "\n";
+  options.precision = precision;
+  options.threads = threads;
+  nlohmann::json j;
+  std::map<std::string, Tensor> inputs;
+  std::vector<std::string> output_names;
+  std::vector<Value> outputs;
+  {
+    auto t0 = Clock::now();
+    Session session = Session::open(a.model, options);
+    const double load_ms = ms_since(t0);
+    inputs = make_inputs(session, a.inputs);
+    std::map<std::string, Value> feeds;
+    nlohmann::json inputs_json = nlohmann::json::object();
+    for (const auto& [name, t] : inputs) {
+      feeds[name] = Value::of(t);
+      std::cout << "input      " << name << " " << summarize(Value::of(t)) << "\n";
+      inputs_json[name] = {{"dtype", dtype_name(t.dtype())}, {"shape", t.dims()}};
+    }
+    for (const auto& o : session.outputs()) output_names.push_back(o.name);
+    nlohmann::json kernels = kernel_summary(session.kernel_histogram());
+
+    std::fflush(stdout);  // what runs is shown before the progress on stderr
+    for (int i = 0; i < a.warmup; ++i) session.run(feeds);
+    reset_peak_tensor_bytes();
+    const size_t base = live_tensor_bytes();
+    std::vector<double> latencies;
+    auto start = Clock::now();
+    for (int i = 0; i < a.iterations; ++i) {
+      outputs.clear();  // the previous outputs are not part of this run's memory
+      auto t = Clock::now();
+      outputs = session.run(feeds);
+      latencies.push_back(ms_since(t));
+      std::fprintf(stderr, "\rrun %d/%d", i + 1, a.iterations);
+    }
+    std::fprintf(stderr, "\n");
+    const double total_s = ms_since(start) / 1000.0;
+    const size_t peak = peak_tensor_bytes() - std::min(base, peak_tensor_bytes());
+    const LatencySummary lat = summarize_latencies(latencies);
+    const double throughput = static_cast<double>(a.iterations) / total_s;
+    std::printf("load       %.1f ms (import, optimize at level %s, kernel preparation)\n", load_ms,
+                a.level.c_str());
+    std::printf(
+        "latency    p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  (%d runs, %d warm-up, %d "
+        "threads, %s)\n",
+        lat.p50, lat.p90, lat.p99, a.iterations, a.warmup, threads, a.precision.c_str());
+    std::printf("throughput %.2f runs/s\n", throughput);
+    std::printf(
+        "memory     peak %.2f MB of activations (tensor storage beyond inputs and "
+        "weights)\n",
+        static_cast<double>(peak) / 1e6);
+    // The whole process's high-water mark (weights, activations, allocator slack); ONNX Runtime
+    // runs later in a child process and is not part of it.
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    const auto peak_rss = static_cast<size_t>(usage.ru_maxrss) * 1024;
+    std::printf("           peak %.2f MB resident for the whole process (weights included)\n",
+                static_cast<double>(peak_rss) / 1e6);
+    const sys::CpuInfo cpu = sys::query_cpu();
+    std::printf("machine    %s, %d logical cores (%d usable)\n",
+                cpu.brand.empty() ? "unknown CPU" : cpu.brand.c_str(), cpu.logical_cores,
+                usable_cores());
+    j = {{"model", a.model},
+         {"backend", "cpu"},
+         {"optimization", a.level},
+         {"precision", a.precision},
+         {"threads", threads},
+         {"iterations", a.iterations},
+         {"warmup", a.warmup},
+         {"inputs", inputs_json},
+         {"load_ms", load_ms},
+         {"latency_ms", latency_json(lat)},
+         {"latencies_ms", latencies},
+         {"throughput_per_s", throughput},
+         {"peak_memory_bytes", peak},
+         {"peak_rss_bytes", peak_rss},
+         {"kernels", kernels},
+         {"machine",
+          {{"cpu", cpu.brand},
+           {"logical_cores", cpu.logical_cores},
+           {"physical_cores", cpu.physical_cores},
+           {"usable_cores", usable_cores()}}}};
+    if (!a.label.empty()) j["label"] = a.label;
+  }  // our session (and its weights) is gone before ONNX Runtime loads its own copy
+
+  bool agreement_ok = true;
+  std::string failures;
+  if (!peer.empty()) {
+    const OrtRun ort = run_ort(peer, a.model, inputs, threads, a.warmup, a.iterations);
+    const LatencySummary lat = summarize_latencies(ort.latencies_ms);
+    const double throughput = static_cast<double>(a.iterations) / (ort.total_ms / 1000.0);
+    const auto ours = j["latency_ms"];
+    const double speedup = lat.p50 / ours["p50"].get<double>();
+    const double speedup_p90 = lat.p90 / ours["p90"].get<double>();
+    const double speedup_p99 = lat.p99 / ours["p99"].get<double>();
+    const double throughput_ratio = j["throughput_per_s"].get<double>() / throughput;
+    std::printf(
+        "ort        p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  %.2f runs/s  (ONNX Runtime "
+        "%s, load %.1f ms)\n",
+        lat.p50, lat.p90, lat.p99, throughput, ort.version.c_str(), ort.load_ms);
+    std::printf(
+        "speedup    p50 %.2fx  p90 %.2fx  p99 %.2fx  throughput %.2fx  (latency: ONNX Runtime "
+        "/ kpt, throughput: kpt / ONNX Runtime; above 1 means kpt is faster)\n",
+        speedup, speedup_p90, speedup_p99, throughput_ratio);
+    j["ort"] = {{"version", ort.version},
+                {"settings",
+                 {{"graph_optimization_level", "all"},
+                  {"intra_op_threads", threads},
+                  {"inter_op_threads", 1},
+                  {"execution_mode", "sequential"}}},
+                {"load_ms", ort.load_ms},
+                {"latency_ms", latency_json(lat)},
+                {"latencies_ms", ort.latencies_ms},
+                {"throughput_per_s", throughput}};
+    j["speedup_p50"] = speedup;
+    j["speedup"] = {{"p50", speedup},
+                    {"p90", speedup_p90},
+                    {"p99", speedup_p99},
+                    {"throughput", throughput_ratio}};
+    nlohmann::json agreement = nlohmann::json::object();
+    agreement_ok = check_agreement(a, precision, output_names, outputs, ort, agreement, failures);
+    j["agreement"] = agreement;
+    j["agreement_ok"] = agreement_ok;
+    j["tolerance"] = {{"rtol", a.rtol},
+                      {"atol", a.atol},
+                      {"min_cosine", a.min_cosine},
+                      {"criterion", precision == Precision::FP32 ? "rtol/atol" : "cosine"}};
   }
-  for (int i = 0; i < a.warmup; ++i) session.run(inputs);
-  reset_peak_tensor_bytes();
-  const size_t base = live_tensor_bytes();
-  std::vector<double> latencies;
-  auto start = Clock::now();
-  for (int i = 0; i < a.iterations; ++i) {
-    auto t = Clock::now();
-    session.run(inputs);
-    latencies.push_back(ms_since(t));
-    std::fprintf(stderr, "\rrun %d/%d", i + 1, a.iterations);
-  }
-  std::fprintf(stderr, "\n");
-  const double total_s = ms_since(start) / 1000.0;
-  const size_t peak = peak_tensor_bytes() - std::min(base, peak_tensor_bytes());
-  const double p50 = percentile(latencies, 50), p90 = percentile(latencies, 90),
-               p99 = percentile(latencies, 99);
-  const double throughput = static_cast<double>(a.iterations) / total_s;
-  std::printf("load       %.1f ms (import + optimize at level %s)\n", load_ms, a.level.c_str());
-  std::printf("latency    p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  (%d runs, %d warm-up)\n", p50, p90,
-              p99, a.iterations, a.warmup);
-  std::printf("throughput %.2f runs/s\n", throughput);
-  std::printf("memory     peak %.2f MB of activations (tensor storage beyond inputs and weights)\n",
-              static_cast<double>(peak) / 1e6);
   if (!a.json.empty()) {
-    nlohmann::json j = {
-        {"model", a.model},          {"backend", "cpu-reference"},
-        {"optimization", a.level},   {"iterations", a.iterations},
-        {"load_ms", load_ms},        {"latency_ms", {{"p50", p50}, {"p90", p90}, {"p99", p99}}},
-        {"latencies_ms", latencies}, {"throughput_per_s", throughput},
-        {"peak_memory_bytes", peak}};
     std::ofstream(a.json) << j.dump(1) << "\n";
+    std::cout << "wrote " << a.json << "\n";
   }
+  if (!a.chart.empty()) {
+    std::ofstream(a.chart) << render_svg(latency_chart({j}));
+    std::cout << "wrote " << a.chart << "\n";
+  }
+  check(agreement_ok, "kpt's outputs disagree with ONNX Runtime's: " + failures);
 }
 
 }  // namespace
@@ -131,13 +314,30 @@ void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Measure a model's latency, throughput and peak memory");
   cmd->add_option("model", a->model, "Model file (.onnx)")->required();
   cmd->add_option("--input", a->inputs,
-                  "NAME=FILE.npy, or NAME=DIMS (e.g. input_ids=8x128) for random valid values");
+                  "NAME=FILE.npy, or NAME=DIMS (e.g. input_ids=8x128) for random valid values; "
+                  "inputs sharing its dim names take the same sizes");
+  cmd->add_option("--precision", a->precision, "fp32 (default), bf16, int8 or auto")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8", "auto"}));
+  cmd->add_option("--threads", a->threads,
+                  "Threads per run, for kpt and ONNX Runtime (0: every "
+                  "core, the default)");
   cmd->add_option("--iterations", a->iterations, "Timed runs (default 20)");
   cmd->add_option("--warmup", a->warmup, "Untimed runs first (default 2)");
   cmd->add_option("--level", a->level, "Optimization level: none, basic, extended, all")
       ->check(CLI::IsMember({"none", "basic", "extended", "all"}));
+  cmd->add_option("--compare", a->compare,
+                  "ort: also run ONNX Runtime (node, onnxruntime-node) on the same inputs, "
+                  "check its outputs agree and report the speedup")
+      ->check(CLI::IsMember({"ort"}));
+  cmd->add_option("--rtol", a->rtol, "fp32 agreement: relative tolerance (default 1e-3)");
+  cmd->add_option("--atol", a->atol, "fp32 agreement: absolute tolerance (default 1e-4)");
+  cmd->add_option("--min-cosine", a->min_cosine,
+                  "bf16/int8/auto agreement: least cosine similarity per output (default 0.999)");
   cmd->add_option("--json", a->json, "Write the results as JSON");
+  cmd->add_option("--chart", a->chart, "Write a bar chart of p50 latency (SVG)");
+  cmd->add_option("--label", a->label, "Name of this run in JSON, charts and tables");
   cmd->callback([a] { run(*a); });
+  add_bench_report(app);
 }
 
 }  // namespace kpt::cli
