@@ -1,41 +1,47 @@
 #include "core/compare.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/cast.hpp"
 
 namespace kpt {
 
-Agreement compare_tensors(const Tensor& got, const Tensor& want, double rtol, double atol) {
+Agreement compare_outputs(const Tensor& ours, const Tensor& ref, double rtol, double atol) {
   Agreement a;
-  if (got.dims() != want.dims()) {
-    a.shapes_match = false;
+  if (ours.dims() != ref.dims()) {
+    a.shape_error =
+        "shape " + dims_to_string(ours.dims()) + " vs reference " + dims_to_string(ref.dims());
     a.cosine = 0;
     return a;
   }
-  const Tensor g = got.dtype() == DType::F64 ? got : cast_tensor(got, DType::F64);
-  const Tensor w = want.dtype() == DType::F64 ? want : cast_tensor(want, DType::F64);
-  const double* x = g.data<double>();
-  const double* y = w.data<double>();
-  double dot = 0, nx = 0, ny = 0;
-  for (int64_t i = 0; i < g.numel(); ++i) {
-    if (std::isnan(x[i]) && std::isnan(y[i])) continue;
-    const double d = std::fabs(x[i] - y[i]);
-    if (!(d <= atol + rtol * std::fabs(y[i]))) a.mismatched++;
-    if (!std::isnan(d)) {
-      a.max_abs = std::max(a.max_abs, d);
-      a.max_rel = std::max(a.max_rel, d / std::max(std::fabs(y[i]), 1e-12));
-    } else {
-      a.max_abs = a.max_rel = INFINITY;
+  const Tensor x = cast_tensor(ours, DType::F64), y = cast_tensor(ref, DType::F64);
+  const double* xp = x.data<double>();
+  const double* yp = y.data<double>();
+  double dot = 0, xx = 0, yy = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const double u = xp[i], v = yp[i];
+    if (std::isnan(u) || std::isnan(v)) {
+      if (!(std::isnan(u) && std::isnan(v))) ++a.mismatches;
+      continue;
     }
-    dot += x[i] * y[i];
-    nx += x[i] * x[i];
-    ny += y[i] * y[i];
+    // Equal infinities agree; subtracting them would give NaN.
+    const double err = u == v ? 0.0 : std::abs(u - v);
+    a.max_abs = std::max(a.max_abs, err);
+    if (std::abs(v) > atol && std::isfinite(v)) a.max_rel = std::max(a.max_rel, err / std::abs(v));
+    if (u != v && !(err <= atol + rtol * std::abs(v))) ++a.mismatches;
+    if (std::isfinite(u) && std::isfinite(v)) {
+      dot += u * v;
+      xx += u * u;
+      yy += v * v;
+    }
   }
-  if (nx > 0 && ny > 0) {
-    a.cosine = dot / std::sqrt(nx * ny);
+  if (xx == 0 && yy == 0) {
+    a.cosine = 1;
+  } else if (xx == 0 || yy == 0) {
+    a.cosine = 0;
   } else {
-    a.cosine = (nx == 0 && ny == 0) ? 1.0 : 0.0;
+    a.cosine = dot / (std::sqrt(xx) * std::sqrt(yy));
   }
   return a;
 }

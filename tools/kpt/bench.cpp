@@ -226,6 +226,14 @@ void run(const Args& a) {
     const auto peak_rss = static_cast<size_t>(usage.ru_maxrss) * 1024;
     std::printf("           peak %.2f MB resident for the whole process (weights included)\n",
                 static_cast<double>(peak_rss) / 1e6);
+    const MemoryStats mem = session.memory_stats();
+    if (mem.planned_tensors > 0) {
+      std::printf(
+          "           arena %.2f MB holds %d planned tensors of %.2f MB (%d written in place)\n",
+          static_cast<double>(mem.arena_bytes) / 1e6, mem.planned_tensors,
+          static_cast<double>(mem.planned_tensor_bytes) / 1e6, mem.in_place);
+    }
+    if (!session.precision_report().empty()) std::printf("%s", session.precision_report().c_str());
     const sys::CpuInfo cpu = sys::query_cpu();
     std::printf("machine    %s, %d logical cores (%d usable)\n",
                 cpu.brand.empty() ? "unknown CPU" : cpu.brand.c_str(), cpu.logical_cores,
@@ -245,6 +253,11 @@ void run(const Args& a) {
          {"peak_memory_bytes", peak},
          {"peak_rss_bytes", peak_rss},
          {"kernels", kernels},
+         {"memory_plan",
+          {{"arena_bytes", mem.arena_bytes},
+           {"planned_tensor_bytes", mem.planned_tensor_bytes},
+           {"planned_tensors", mem.planned_tensors},
+           {"in_place", mem.in_place}}},
          {"machine",
           {{"cpu", cpu.brand},
            {"logical_cores", cpu.logical_cores},
