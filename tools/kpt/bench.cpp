@@ -23,6 +23,7 @@
 #include "tools/kpt/bench_report.hpp"
 #include "tools/kpt/bench_stats.hpp"
 #include "tools/kpt/commands.hpp"
+#include "tools/kpt/input_specs.hpp"
 #include "tools/kpt/ort_compare.hpp"
 #include "tools/kpt/summary.hpp"
 
@@ -59,27 +60,6 @@ int usable_cores() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
   return std::max(1u, std::thread::hardware_concurrency());
-}
-
-// NAME=FILE.npy reads a file; NAME=DIMS (like 8x128) asks for valid random values of that shape.
-std::map<std::string, Tensor> make_inputs(const Session& s, const std::vector<std::string>& specs) {
-  std::map<std::string, Dims> shapes;
-  std::map<std::string, Tensor> given;
-  for (const auto& spec : specs) {
-    auto eq = spec.find('=');
-    check(eq != std::string::npos && eq > 0,
-          "--input '" + spec + "': expected NAME=FILE.npy or NAME=DIMS (like input_ids=8x128)");
-    std::string name = spec.substr(0, eq), value = spec.substr(eq + 1);
-    check(!shapes.count(name) && !given.count(name), "--input " + name + " is given twice");
-    if (value.size() > 4 && value.substr(value.size() - 4) == ".npy") {
-      given[name] = read_npy(value);
-    } else {
-      check(value.find_first_not_of("0123456789x") == std::string::npos,
-            "--input " + spec + ": expected a .npy file or dims like 8x128");
-      shapes[name] = runtime::parse_dims(value);
-    }
-  }
-  return runtime::make_valid_inputs(s.graph(), s.inputs(), shapes, given);
 }
 
 // "12 nodes on fast kernels, 3 on reference kernels; top: dnnl.matmul(fp32) 8, ..."
