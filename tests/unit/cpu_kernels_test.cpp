@@ -55,7 +55,7 @@ ir::Attribute float_attr(const std::string& name, float v) {
   return a;
 }
 
-[[maybe_unused]] ir::Attribute string_attr(const std::string& name, const std::string& v) {
+ir::Attribute string_attr(const std::string& name, const std::string& v) {
   ir::Attribute a;
   a.name = name;
   a.kind = ir::Attribute::Kind::String;
@@ -366,6 +366,192 @@ TEST(CpuAttention, DeclinesWhatItDoesNotHandle) {
   Tensor q(DType::F16, {1, 1, 2, 4}), k(DType::F16, {1, 1, 2, 4}), v(DType::F16, {1, 1, 2, 4});
   const auto out = run(n, {q, k, v}, true, "cpu.attention(flash)");
   EXPECT_EQ(out[0].dtype(), DType::F16);
+}
+
+// ---- norms ----------------------------------------------------------------------------------
+
+TEST(CpuNorms, LayerNormalizationLastAndTrailingAxesWithStatistics) {
+  for (const Dims& dims : std::vector<Dims>{{3, 7, 37}, {5, 768}, {2, 3, 4, 5}, {1, 4099}}) {
+    for (int64_t axis : {-1, -2}) {
+      if (axis == -2 && dims.size() < 3) continue;
+      const Dims pdims(dims.end() + axis, dims.end());
+      const std::vector<Tensor> in = {random_f32(dims, -3, 5), random_f32(pdims),
+                                      random_f32(pdims)};
+      const ir::Node n = make_node("LayerNormalization", 3, 17,
+                                   {int_attr("axis", axis), float_attr("epsilon", 1e-5f)}, "", 3);
+      const auto want = run(n, in, false);
+      const auto got = run(n, in, true, "cpu.layer_normalization");
+      for (size_t o = 0; o < 3; ++o)
+        expect_close(got[o], want[o], 1e-5, 1e-5, "LayerNorm output " + std::to_string(o));
+    }
+  }
+  // Without bias, and with a scale that carries leading 1s.
+  const std::vector<Tensor> in = {random_f32({4, 33}), random_f32({1, 33})};
+  const ir::Node n = make_node("LayerNormalization", 2, 17);
+  expect_close(run(n, in, true, "cpu.layer_normalization")[0], run(n, in, false)[0], 1e-5, 1e-5,
+               "LayerNorm no bias");
+  // A scale over a different axis than the normalized ones: reference kernel, same answer.
+  const std::vector<Tensor> odd = {random_f32({4, 6}), random_f32({4, 1}), random_f32({6})};
+  const ir::Node n2 = make_node("LayerNormalization", 3, 17);
+  expect_close(run(n2, odd, true)[0], run(n2, odd, false)[0], 1e-6, 1e-6, "LayerNorm fallback");
+}
+
+TEST(CpuNorms, RmsNormalization) {
+  for (const Dims& dims : std::vector<Dims>{{3, 7, 37}, {2, 4096}, {9, 5}}) {
+    const std::vector<Tensor> in = {random_f32(dims, -3, 3), random_f32({dims.back()})};
+    const ir::Node n = make_node("RMSNormalization", 2, 23, {float_attr("epsilon", 1e-6f)});
+    expect_close(run(n, in, true, "cpu.rms_normalization")[0], run(n, in, false)[0], 1e-5, 1e-5,
+                 "RMSNorm");
+  }
+}
+
+// Plain double-precision loops for the com.microsoft skip norms (the reference kernels live
+// in another part of the tree): s = x + skip + bias; y = (s - mean) / sqrt(var + eps) * gamma
+// + beta, or s / sqrt(mean(s^2) + eps) * gamma for the simplified form.
+struct SkipNormWant {
+  std::vector<double> y, mean, inv, sum;
+};
+SkipNormWant skip_norm_loop(const Tensor& x, const Tensor& skip, const Tensor& gamma,
+                            const Tensor* beta, const Tensor* bias, double eps, bool simplified) {
+  const int64_t h = x.dim(-1), rows = x.numel() / h, skip_rows = skip.numel() / h;
+  SkipNormWant w;
+  w.y.resize(static_cast<size_t>(x.numel()));
+  w.sum = w.y;
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = 0, var = 0;
+    for (int64_t i = 0; i < h; ++i) {
+      double s = x.data<float>()[r * h + i] + skip.data<float>()[(r % skip_rows) * h + i];
+      if (bias) s += bias->data<float>()[i];
+      w.sum[static_cast<size_t>(r * h + i)] = s;
+      m += s;
+    }
+    m = simplified ? 0.0 : m / static_cast<double>(h);
+    for (int64_t i = 0; i < h; ++i) {
+      const double d = w.sum[static_cast<size_t>(r * h + i)] - m;
+      var += d * d;
+    }
+    const double inv = 1.0 / std::sqrt(var / static_cast<double>(h) + eps);
+    w.mean.push_back(m);
+    w.inv.push_back(inv);
+    for (int64_t i = 0; i < h; ++i)
+      w.y[static_cast<size_t>(r * h + i)] =
+          (w.sum[static_cast<size_t>(r * h + i)] - m) * inv * gamma.data<float>()[i] +
+          (beta ? beta->data<float>()[i] : 0.0);
+  }
+  return w;
+}
+
+Tensor to_f32(const std::vector<double>& v, const Dims& dims) {
+  Tensor t(DType::F32, dims);
+  for (size_t i = 0; i < v.size(); ++i) t.data<float>()[i] = static_cast<float>(v[i]);
+  return t;
+}
+
+TEST(CpuNorms, SkipLayerNormalizationAgainstPlainLoop) {
+  for (bool simplified : {false, true}) {
+    for (bool broadcast_skip : {false, true}) {
+      const Dims dims{2, 9, 200};
+      const Tensor x = random_f32(dims, -2, 2);
+      const Tensor skip = broadcast_skip ? random_f32({9, 200}) : random_f32(dims);
+      const Tensor gamma = random_f32({200}), beta = random_f32({200}), bias = random_f32({200});
+      std::vector<Tensor> in = {x, skip, gamma};
+      if (!simplified) in.push_back(beta);
+      in.push_back(bias);
+      const std::string op =
+          simplified ? "SkipSimplifiedLayerNormalization" : "SkipLayerNormalization";
+      const ir::Node n =
+          make_node(op, in.size(), 1, {float_attr("epsilon", 1e-6f)}, "com.microsoft", 4);
+      ir::Node node = n;
+      if (simplified) node.outputs[1].clear();  // the simplified form has no mean output
+      const auto got = run(node, in, true,
+                           simplified ? "cpu.skip_simplified_layer_norm" : "cpu.skip_layer_norm");
+      const SkipNormWant w =
+          skip_norm_loop(x, skip, gamma, simplified ? nullptr : &beta, &bias, 1e-6, simplified);
+      Dims stat = dims;
+      stat.back() = 1;
+      expect_close(got[0], to_f32(w.y, dims), 1e-5, 1e-5, op + " output");
+      if (!simplified) expect_close(got[1], to_f32(w.mean, stat), 1e-5, 1e-5, op + " mean");
+      expect_close(got[2], to_f32(w.inv, stat), 1e-5, 1e-5, op + " inv_std_var");
+      expect_close(got[3], to_f32(w.sum, dims), 1e-6, 1e-6, op + " sum");
+    }
+  }
+}
+
+// ---- softmax, activations, elementwise ---------------------------------------------------------
+
+TEST(CpuSoftmax, LastAxisAndFlattenedTrailingAxes) {
+  for (const Dims& dims : std::vector<Dims>{{3, 5, 77}, {4, 128}, {2, 1000}, {7, 3}}) {
+    Tensor x = random_f32(dims, -8, 8);
+    x.data<float>()[0] = -std::numeric_limits<float>::infinity();
+    const ir::Node n = make_node("Softmax", 1, 13);
+    expect_close(run(n, {x}, true, "cpu.softmax")[0], run(n, {x}, false)[0], 1e-5, 1e-7, "Softmax");
+  }
+  // Opset 11, axis 1 of a 3-D input: softmax over the flattened [1:] axes.
+  const Tensor x = random_f32({3, 4, 21}, -5, 5);
+  const ir::Node n = make_node("Softmax", 1, 11, {int_attr("axis", 1)});
+  expect_close(run(n, {x}, true, "cpu.softmax")[0], run(n, {x}, false)[0], 1e-5, 1e-7,
+               "Softmax opset 11");
+  // An inner axis goes to the reference kernel.
+  const ir::Node inner = make_node("Softmax", 1, 13, {int_attr("axis", 1)});
+  expect_close(run(inner, {x}, true)[0], run(inner, {x}, false)[0], 1e-6, 0, "inner axis");
+  // A NaN poisons its row only.
+  Tensor y = random_f32({2, 19});
+  y.data<float>()[3] = std::numeric_limits<float>::quiet_NaN();
+  const auto got = run(make_node("Softmax", 1, 13), {y}, true)[0];
+  for (int64_t i = 0; i < 19; ++i) EXPECT_TRUE(std::isnan(got.data<float>()[i]));
+  for (int64_t i = 19; i < 38; ++i) EXPECT_FALSE(std::isnan(got.data<float>()[i]));
+}
+
+TEST(CpuActivations, GeluReluSigmoidTanhErf) {
+  const Tensor x = random_f32({3, 1001}, -9, 9);
+  struct Case {
+    std::string op;
+    std::vector<ir::Attribute> attrs;
+    std::string kernel;
+    int opset;
+  };
+  const std::vector<Case> cases = {
+      {"Gelu", {}, "cpu.gelu(erf)", 20},
+      {"Gelu", {string_attr("approximate", "tanh")}, "cpu.gelu(tanh)", 20},
+      {"Relu", {}, "cpu.relu", 14},
+      {"Sigmoid", {}, "cpu.sigmoid", 13},
+      {"Tanh", {}, "cpu.tanh", 13},
+      {"Erf", {}, "cpu.erf", 13},
+  };
+  for (const auto& c : cases) {
+    const ir::Node n = make_node(c.op, 1, c.opset, c.attrs);
+    // 1e-5 relative; 1e-6 absolute where 1 + erf/tanh cancels in the reference's float math.
+    expect_close(run(n, {x}, true, c.kernel)[0], run(n, {x}, false)[0], 1e-5, 1e-6, c.kernel);
+  }
+}
+
+TEST(CpuElementwise, SameShapeScalarRowsMasksAndColumns) {
+  struct Case {
+    Dims a, b;
+  };
+  const std::vector<Case> cases = {
+      {{3, 5, 37}, {3, 5, 37}},         // same shape
+      {{4, 7, 65}, {65}},               // bias row
+      {{65}, {4, 7, 65}},               // bias row on the left
+      {{2, 3, 17, 17}, {2, 1, 1, 17}},  // padding mask
+      {{9, 33}, {9, 1}},                // columns
+      {{9, 33}, {}},                    // scalar
+      {{1}, {5, 6}},                    // scalar on the left
+      {{5, 1}, {1, 6}},                 // both broadcast: reference
+  };
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
+    for (const auto& c : cases) {
+      const std::vector<Tensor> in = {random_f32(c.a, 0.5f, 2.0f), random_f32(c.b, 0.5f, 2.0f)};
+      const ir::Node n = make_node(op, 2, 14);
+      expect_close(run(n, in, true)[0], run(n, in, false)[0], 1e-6, 0,
+                   std::string(op) + " " + in[0].describe() + " " + in[1].describe());
+    }
+  }
+  // Integer inputs go to the reference kernel.
+  Tensor ia(DType::I64, {3}), ib(DType::I64, {3});
+  for (int i = 0; i < 3; ++i) ia.data<int64_t>()[i] = i + 1, ib.data<int64_t>()[i] = 10;
+  const auto out = run(make_node("Add", 2, 14), {ia, ib}, true)[0];
+  EXPECT_EQ(out.data<int64_t>()[2], 13);
 }
 
 }  // namespace
