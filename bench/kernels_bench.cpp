@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "backends/cpu/kernel_registry.hpp"
+#include "backends/cpu/vec_math.hpp"
 #include "ir/graph.hpp"
 #include "ops/run_node.hpp"
 
@@ -117,6 +118,35 @@ void bench_attention(int64_t B, int64_t H, int64_t S, int64_t D, bool causal, bo
   std::printf("\n");
 }
 
+// What the cores deliver right now: independent AVX-512 FMA chains on every thread (the
+// machine may be shared, so kernel GFLOP/s are also shown as a fraction of this).
+KPT_AVX512 double fma_gflops_avx512() {
+  constexpr int64_t kIters = 20'000'000;
+  const int threads = omp_get_max_threads();
+  const auto a = std::chrono::steady_clock::now();
+  float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+  {
+    __m512 acc[12];
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int64_t it = 0; it < kIters; ++it)
+      for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, c);
+    for (int i = 1; i < 12; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+    sink += _mm512_reduce_add_ps(acc[0]);
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+  if (sink == 12345.0f) std::printf(" ");  // keeps the loop
+  return 2.0 * 16 * 12 * kIters * threads / s * 1e-9;
+}
+
+double fma_peak() {
+  double best = 0;
+  if (!cpu::vec::has_avx512()) return 0;
+  for (int r = 0; r < 3; ++r) best = std::max(best, fma_gflops_avx512());
+  return best;
+}
+
 // Copying the same bytes once: what a one-pass kernel cannot beat.
 double copy_seconds(int64_t bytes, int reps) {
   std::vector<char> a(static_cast<size_t>(bytes), 1), b(static_cast<size_t>(bytes));
@@ -159,7 +189,8 @@ void bench_rowwise(const std::string& op, int64_t rows, int64_t cols, int reps) 
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   const int reps = quick ? 3 : 10;
-  std::printf("threads: %d\n", omp_get_max_threads());
+  std::printf("threads: %d, AVX-512 FMA throughput now: %.0f GFLOP/s\n", omp_get_max_threads(),
+              kpt::fma_peak());
   for (bool causal : {false, true}) {
     kpt::bench_attention(8, 12, 128, 64, causal, true, reps);
     kpt::bench_attention(1, 12, 1024, 64, causal, !quick, reps);

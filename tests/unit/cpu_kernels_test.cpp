@@ -79,8 +79,8 @@ ir::Node make_node(const std::string& op, size_t inputs, int opset,
 // Runs the node with its reference kernel (fast = false) or the fast kernel the CPU registry
 // prepares for it (which must exist and carry `kernel_name`). Undefined tensors are omitted
 // optional inputs.
-std::vector<Tensor> run(ir::Node node, const std::vector<Tensor>& inputs, bool fast,
-                        const std::string& kernel_name = "") {
+std::vector<Tensor> run_once(ir::Node node, const std::vector<Tensor>& inputs, bool fast,
+                             const std::string& kernel_name) {
   for (size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined()) node.inputs[i].clear();
   std::vector<Value> values;
@@ -105,6 +105,24 @@ std::vector<Tensor> run(ir::Node node, const std::vector<Tensor>& inputs, bool f
   std::vector<Tensor> r;
   for (auto& v : out) r.push_back(v.is_tensor() ? v.tensor : Tensor());
   return r;
+}
+
+// The fast kernel's result; on AVX-512 machines its portable path must agree with it too (to
+// 1e-5 relative: the vector exp/erf/tanh differ from the C library's by a few ulp).
+void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
+                  const std::string& what);
+std::vector<Tensor> run(const ir::Node& node, const std::vector<Tensor>& inputs, bool fast,
+                        const std::string& kernel_name = "") {
+  std::vector<Tensor> out = run_once(node, inputs, fast, kernel_name);
+  if (fast && cpu::vec::has_avx512()) {
+    cpu::vec::avx512_disabled = true;
+    const std::vector<Tensor> portable = run_once(node, inputs, fast, kernel_name);
+    cpu::vec::avx512_disabled = false;
+    for (size_t i = 0; i < out.size(); ++i)
+      if (out[i].defined() && out[i].dtype() == DType::F32)
+        expect_close(portable[i], out[i], 1e-5, 1e-6, node.op_type + " portable path");
+  }
+  return out;
 }
 
 // |a - b| <= atol + rtol |b| elementwise, reporting the worst element.

@@ -17,17 +17,22 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include <atomic>
 #include <cstdint>
 
 #define KPT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 namespace kpt::cpu::vec {
 
-// True when the CPU (and OS) run AVX-512 F/BW/VL/DQ; computed once.
+// Tests turn the AVX-512 paths off to exercise the portable ones on AVX-512 machines.
+inline std::atomic<bool> avx512_disabled{false};
+
+// True when the CPU (and OS) run AVX-512 F/BW/VL/DQ (computed once) and tests have not turned
+// it off.
 inline bool has_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return ok;
+  return ok && !avx512_disabled.load(std::memory_order_relaxed);
 }
 
 // Mask with the low n (0..16) lanes set: loads and stores of row tails.
