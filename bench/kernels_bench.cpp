@@ -2,7 +2,7 @@
 // session uses (ops::run_node with the prepared kernel): attention GFLOP/s, LayerNorm and
 // Softmax GB/s next to a copy of the same bytes (the memory floor).
 //
-//   build/kpt_kernels_bench [--quick]
+//   build/kpt_kernels_bench [--quick] [--attention-only]
 //
 // Times are medians of repeated runs (min in brackets); the machine may be shared, so compare
 // numbers taken in one run.
@@ -208,15 +208,27 @@ void bench_rowwise(const std::string& op, int64_t rows, int64_t cols, int reps) 
 }  // namespace kpt
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  bool quick = false, attention_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") {
+      quick = true;
+    } else if (a == "--attention-only") {
+      attention_only = true;
+    } else {
+      std::fprintf(stderr, "usage: kpt_kernels_bench [--quick] [--attention-only]\n");
+      return 2;
+    }
+  }
   const int reps = quick ? 3 : 10;
   std::printf("threads: %d, AVX-512 FMA throughput now: %.0f GFLOP/s\n", omp_get_max_threads(),
               kpt::fma_peak());
   for (bool causal : {false, true}) {
-    kpt::bench_attention(8, 12, 128, 64, causal, true, reps);
-    kpt::bench_attention(1, 12, 1024, 64, causal, !quick, reps);
+    kpt::bench_attention(8, 12, 128, 64, causal, !attention_only, reps);
+    kpt::bench_attention(1, 12, 1024, 64, causal, !quick && !attention_only, reps);
     kpt::bench_attention(1, 12, 4096, 64, causal, false, quick ? 1 : 3);
   }
+  if (attention_only) return 0;
   kpt::bench_rowwise("LayerNormalization", 8 * 128, 768, reps * 10);
   kpt::bench_rowwise("LayerNormalization", 4096, 4096, reps);
   kpt::bench_rowwise("Softmax", 8 * 12 * 128, 128, reps * 10);

@@ -389,7 +389,9 @@ TEST(CpuAttention, DeclinesWhatItDoesNotHandle) {
 // ---- norms ----------------------------------------------------------------------------------
 
 TEST(CpuNorms, LayerNormalizationLastAndTrailingAxesWithStatistics) {
-  for (const Dims& dims : std::vector<Dims>{{3, 7, 37}, {5, 768}, {2, 3, 4, 5}, {1, 4099}}) {
+  // {64, 300}: enough rows to split across threads.
+  for (const Dims& dims :
+       std::vector<Dims>{{3, 7, 37}, {5, 768}, {2, 3, 4, 5}, {1, 4099}, {64, 300}}) {
     for (int64_t axis : {-1, -2}) {
       if (axis == -2 && dims.size() < 3) continue;
       const Dims pdims(dims.end() + axis, dims.end());
@@ -498,7 +500,7 @@ TEST(CpuNorms, SkipLayerNormalizationAgainstPlainLoop) {
 // ---- softmax, activations, elementwise ---------------------------------------------------------
 
 TEST(CpuSoftmax, LastAxisAndFlattenedTrailingAxes) {
-  for (const Dims& dims : std::vector<Dims>{{3, 5, 77}, {4, 128}, {2, 1000}, {7, 3}}) {
+  for (const Dims& dims : std::vector<Dims>{{3, 5, 77}, {4, 128}, {2, 1000}, {7, 3}, {300, 64}}) {
     Tensor x = random_f32(dims, -8, 8);
     x.data<float>()[0] = -std::numeric_limits<float>::infinity();
     const ir::Node n = make_node("Softmax", 1, 13);
@@ -521,7 +523,8 @@ TEST(CpuSoftmax, LastAxisAndFlattenedTrailingAxes) {
 }
 
 TEST(CpuActivations, GeluReluSigmoidTanhErf) {
-  const Tensor x = random_f32({3, 1001}, -9, 9);
+  // 40 x 1001 elements: split across threads at a 16-element boundary, with a masked tail.
+  const Tensor x = random_f32({40, 1001}, -9, 9);
   struct Case {
     std::string op;
     std::vector<ir::Attribute> attrs;
@@ -556,6 +559,9 @@ TEST(CpuElementwise, SameShapeScalarRowsMasksAndColumns) {
       {{9, 33}, {}},                    // scalar
       {{1}, {5, 6}},                    // scalar on the left
       {{5, 1}, {1, 6}},                 // both broadcast: reference
+      {{300, 257}, {300, 1}},           // large enough to split across threads
+      {{64, 3, 1000}, {1000}},
+      {{8, 1, 1, 129}, {8, 12, 33, 129}},
   };
   for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
     for (const auto& c : cases) {
