@@ -191,13 +191,20 @@ void gemm_blocks(const float* a, int64_t lda, const float* b, int64_t ldb, float
   }
 }
 
+// A row of at most kKeyBlock scores stays in registers between the masking/maximum pass and
+// the exponential pass (kKeyBlock / 16 vectors, unrolled).
 KPT_AVX512 float softmax_row_avx512(float* s, int64_t nk, float scale, const RowMask& mk, float* m,
                                     float* l) {
+  constexpr int kVecs = static_cast<int>(kKeyBlock / 16);
   const __m512 vscale = _mm512_set1_ps(scale);
   const __m512 ninf = _mm512_set1_ps(kNegInf);
+  __m512 xs[kVecs];
+  __mmask16 ins[kVecs];
   __m512 vmax = ninf;
-  for (int64_t j = 0; j < nk; j += 16) {
-    const __mmask16 in = vec::tail_mask(nk - j);
+#pragma GCC unroll 4
+  for (int v = 0; v < kVecs; ++v) {
+    const int64_t j = v * 16;
+    const __mmask16 in = vec::tail_mask(std::max<int64_t>(0, nk - j));
     __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, s + j), vscale);
     // Keys at or past `valid` are masked and their mask entries may not exist: the masked
     // loads read only the kept lanes.
@@ -213,24 +220,24 @@ KPT_AVX512 float softmax_row_avx512(float* s, int64_t nk, float scale, const Row
     if (mk.adds && keep)
       x = _mm512_add_ps(
           x, mk.sj == 0 ? _mm512_set1_ps(mk.adds[0]) : _mm512_maskz_loadu_ps(keep, mk.adds + j));
-    x = _mm512_mask_blend_ps(keep, ninf, x);
-    _mm512_mask_storeu_ps(s + j, in, x);
-    vmax = _mm512_mask_max_ps(vmax, in, vmax, x);
+    xs[v] = _mm512_mask_blend_ps(keep, ninf, x);
+    ins[v] = in;
+    vmax = _mm512_mask_max_ps(vmax, in, vmax, xs[v]);
   }
   const float mx = _mm512_reduce_max_ps(vmax);
   const float m_new = std::max(*m, mx);
-  if (m_new == kNegInf) {
-    for (int64_t j = 0; j < nk; j += 16)
-      _mm512_mask_storeu_ps(s + j, vec::tail_mask(nk - j), _mm512_setzero_ps());
+  if (m_new == kNegInf) {  // every key so far masked: contributes nothing
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) _mm512_mask_storeu_ps(s + v * 16, ins[v], _mm512_setzero_ps());
     return 1.0f;
   }
   const __m512 vm = _mm512_set1_ps(m_new);
   __m512 vsum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < nk; j += 16) {
-    const __mmask16 in = vec::tail_mask(nk - j);
-    const __m512 p = vec::exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(in, s + j), vm));
-    _mm512_mask_storeu_ps(s + j, in, p);
-    vsum = _mm512_mask_add_ps(vsum, in, vsum, p);
+#pragma GCC unroll 4
+  for (int v = 0; v < kVecs; ++v) {
+    const __m512 p = vec::exp512(_mm512_sub_ps(xs[v], vm));
+    _mm512_mask_storeu_ps(s + v * 16, ins[v], p);
+    vsum = _mm512_mask_add_ps(vsum, ins[v], vsum, p);
   }
   const float alpha = std::exp(*m - m_new);
   *l = *l * alpha + _mm512_reduce_add_ps(vsum);
