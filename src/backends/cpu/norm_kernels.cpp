@@ -199,11 +199,11 @@ class NormKernel final : public ops::Kernel {
     Dims stat = x.dims();
     for (size_t d = a; d < stat.size(); ++d) stat[d] = 1;
     if (!rms_ && ctx.wants_output(1)) {
-      mean = Tensor::uninitialized(DType::F32, stat);
+      mean = ctx.allocate_output(1, DType::F32, stat);
       j.mean = mean.data<float>();
     }
     if (!rms_ && ctx.wants_output(2)) {
-      inv = Tensor::uninitialized(DType::F32, stat);
+      inv = ctx.allocate_output(2, DType::F32, stat);
       j.inv_std = inv.data<float>();
     }
     run_rows(j);
@@ -269,11 +269,11 @@ class SkipNormKernel final : public ops::Kernel {
     stat.back() = 1;
     Tensor mean, inv, sum;
     if (!simplified_ && ctx.wants_output(1)) {
-      mean = Tensor::uninitialized(DType::F32, stat);
+      mean = ctx.allocate_output(1, DType::F32, stat);
       j.mean = mean.data<float>();
     }
     if (ctx.wants_output(2)) {
-      inv = Tensor::uninitialized(DType::F32, stat);
+      inv = ctx.allocate_output(2, DType::F32, stat);
       j.inv_std = inv.data<float>();
     }
     if (ctx.wants_output(3)) {
