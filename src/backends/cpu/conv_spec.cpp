@@ -28,7 +28,7 @@ std::optional<ConvSpec> read_conv_spec(const ir::Node& node, const Dims& w) {
   if (s.auto_pad != "NOTSET" && s.auto_pad != "VALID" && s.auto_pad != "SAME_UPPER" &&
       s.auto_pad != "SAME_LOWER")
     return std::nullopt;
-  if (node.domain == "com.microsoft") {
+  if (!node.domain.empty()) {  // FusedConv and its blocked form
     const std::string act = node.attr_string("activation", "");
     const std::vector<float> p = node.attr_floats("activation_params");
     if (act == "Relu") {

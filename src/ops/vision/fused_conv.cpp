@@ -1,6 +1,8 @@
 // com.microsoft FusedConv (ONNX Runtime's contrib op): Y = activation(Conv(X, W, B) + Z), with
 // Conv's attributes plus `activation` and `activation_params`. The optimizer produces it from
 // Conv (+ Add) (+ Relu) chains; this is its reference kernel.
+#include "ops/vision/fused_conv.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -37,9 +39,10 @@ void check_activation(const KernelContext& ctx, const std::string& act,
                                        " activation_params, got " + std::to_string(params.size()));
 }
 
-void fused_conv(KernelContext& ctx) {
-  const Tensor& x = ctx.input(0);
-  const Tensor& w = ctx.input(1);
+}  // namespace
+
+Tensor fused_conv_nchw(const KernelContext& ctx, const Tensor& x, const Tensor& w, const Tensor* b,
+                       const Tensor* z) {
   require_float(ctx, x, "FusedConv input");
   ctx.check(x.rank() >= 3, "input must be N x C x spatial..., got " + x.describe());
   ctx.check(w.rank() == x.rank(), "weight rank must equal input rank, got " + w.describe() +
@@ -58,21 +61,27 @@ void fused_conv(KernelContext& ctx) {
   Dims out_dims = {x.dim(0), w.dim(0)};
   out_dims.insert(out_dims.end(), win.out.begin(), win.out.end());
   std::vector<double> y = conv_core(to_f64(x), x.dims(), to_f64(w), w.dims(), group, win);
-  if (ctx.has_input(2)) {
-    const Tensor& b = ctx.input(2);
-    ctx.check(b.numel() == w.dim(0), "bias must have one value per output channel (" +
-                                         std::to_string(w.dim(0)) + "), got " + b.describe());
-    add_bias(y, to_f64(b), out_dims);
+  if (b) {
+    ctx.check(b->numel() == w.dim(0), "bias must have one value per output channel (" +
+                                          std::to_string(w.dim(0)) + "), got " + b->describe());
+    add_bias(y, to_f64(*b), out_dims);
   }
-  if (ctx.has_input(3)) {
-    const Tensor& z = ctx.input(3);
-    ctx.check(z.dims() == out_dims, "Z must have the output's shape " + dims_to_string(out_dims) +
-                                        ", got " + z.describe());
-    const std::vector<double> zv = to_f64(z);
+  if (z) {
+    ctx.check(z->dims() == out_dims, "Z must have the output's shape " + dims_to_string(out_dims) +
+                                         ", got " + z->describe());
+    const std::vector<double> zv = to_f64(*z);
     for (size_t i = 0; i < y.size(); ++i) y[i] += zv[i];
   }
   for (double& v : y) v = activate(act, params, v);
-  ctx.set_output(0, from_f64(y, out_dims, x.dtype()));
+  return from_f64(y, out_dims, x.dtype());
+}
+
+namespace {
+
+void fused_conv(KernelContext& ctx) {
+  ctx.set_output(0, fused_conv_nchw(ctx, ctx.input(0), ctx.input(1),
+                                    ctx.has_input(2) ? &ctx.input(2) : nullptr,
+                                    ctx.has_input(3) ? &ctx.input(3) : nullptr));
 }
 
 // The output has Conv's type and shape.
