@@ -243,3 +243,114 @@ TEST(ConvFusion, FusedBlockOnFastKernelsMatchesReference) {
 
 }  // namespace
 }  // namespace kpt
+
+namespace kpt {
+namespace {
+
+constexpr int64_t kWide = 16;  // channel count the blocked layout needs
+
+// x -> conv a -> relu -> conv b (+ x) -> relu -> y, with 16 channels, optionally exposing the
+// first convolution's output as a graph output too.
+ir::Graph wide_chain(bool expose_first) {
+  ir::Graph g;
+  g.opsets[""] = 17;
+  g.inputs.push_back(
+      {"x", ir::Type::tensor(DType::F32, ir::Shape{ir::Dim::sym("N"), ir::Dim::of(kWide),
+                                                   ir::Dim::of(5), ir::Dim::of(7)})});
+  g.outputs.push_back({"y", ir::Type::tensor(DType::F32)});
+  if (expose_first) g.outputs.push_back({"r", ir::Type::tensor(DType::F32)});
+  g.initializers["wa"] = random_f32({kWide, kWide, 3, 3}, 31);
+  g.initializers["ba"] = random_f32({kWide}, 32);
+  g.initializers["wb"] = random_f32({kWide, kWide, 1, 1}, 33);
+  g.nodes.push_back(conv("x", "wa", "ba", "a"));
+  g.nodes.push_back(node("Relu", {"a"}, {"r"}));
+  ir::Node b = node("Conv", {"r", "wb"}, {"c"});
+  g.nodes.push_back(b);
+  g.nodes.push_back(node("Add", {"c", "x"}, {"s"}));
+  g.nodes.push_back(node("Relu", {"s"}, {"y"}));
+  ir::sort_and_verify(g);
+  return g;
+}
+
+int count_domain_op(const ir::Graph& g, const std::string& op) {
+  int c = 0;
+  for (const auto& n : g.nodes) c += n.domain == "com.kpt" && n.op_type == op;
+  return c;
+}
+
+// Level all keeps the chain blocked: one conversion in, one out, and the same outputs on the
+// reference kernels (which convert around FusedConv's computation).
+TEST(ConvBlockedLayout, ChainConvertsOnlyAtItsEnds) {
+  for (bool expose : {false, true}) {
+    SCOPED_TRACE(expose);
+    const ir::Graph g = wide_chain(expose);
+    ir::Graph opt = g;
+    passes::optimize(opt, OptimizationLevel::All);
+    EXPECT_EQ(count_domain_op(opt, "Blocked16Conv"), 2) << ir::print(opt);
+    EXPECT_EQ(count_domain_op(opt, "ToBlocked16"), 1) << ir::print(opt);
+    EXPECT_EQ(count_domain_op(opt, "FromBlocked16"), expose ? 2 : 1) << ir::print(opt);
+    const Tensor x = random_f32({3, kWide, 5, 7}, 77);
+    const auto want = runtime::run_graph(g, {Value::of(x)});
+    const auto got = runtime::run_graph(opt, {Value::of(x)});
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t o = 0; o < want.size(); ++o) {
+      ASSERT_EQ(want[o].tensor.dims(), got[o].tensor.dims());
+      for (int64_t i = 0; i < want[o].tensor.numel(); ++i)
+        ASSERT_NEAR(got[o].tensor.data<float>()[i], want[o].tensor.data<float>()[i], 1e-4) << i;
+    }
+  }
+}
+
+TEST(ConvBlockedLayout, NarrowOrLoneConvolutionsStayPlain) {
+  ir::Graph lone = graph_with_input();  // 8 channels
+  lone.initializers["w"] = random_f32({kC, kC, 3, 3}, 5);
+  lone.nodes.push_back(conv("x", "w", "", "y"));
+  passes::optimize(lone, OptimizationLevel::All);
+  EXPECT_EQ(count_domain_op(lone, "Blocked16Conv"), 0) << ir::print(lone);
+  ir::Graph narrow = residual_block();  // two convolutions of 8 channels
+  passes::optimize(narrow, OptimizationLevel::All);
+  EXPECT_EQ(count_domain_op(narrow, "Blocked16Conv"), 0) << ir::print(narrow);
+}
+
+std::string chain_model_bytes(const ir::Graph& g) {
+  testing::ModelBuilder b(17);
+  b.input("x", DType::F32, testing::DeclDims{-1, kWide, 5, 7});
+  for (const auto& [name, t] : g.initializers) {
+    testing::DeclDims dims(t.dims().begin(), t.dims().end());
+    b.initializer(name, DType::F32, dims, bytes_of(t));
+  }
+  for (const auto& n : g.nodes) {
+    auto& p = b.node(n.op_type, n.inputs, n.outputs);
+    if (n.has_attr("pads")) testing::add_ints_attr(p, "pads", n.attr_ints("pads"));
+  }
+  b.output("y", DType::F32, std::nullopt);
+  return b.bytes();
+}
+
+// The blocked chain on the fast kernels (dynamic batch) matches the plain graph on the
+// reference kernels.
+TEST(ConvBlockedLayout, FastKernelsMatchReference) {
+  const std::string bytes = chain_model_bytes(wide_chain(false));
+  SessionOptions ref_opts;
+  ref_opts.optimization = OptimizationLevel::None;
+  ref_opts.fast_kernels = false;
+  const Session fast = Session::from_bytes(bytes);
+  const Session ref = Session::from_bytes(bytes, ref_opts);
+  const auto h = fast.kernel_histogram();
+  EXPECT_EQ(h.count("dnnl.conv(fp32)") ? h.at("dnnl.conv(fp32)") : 0, 2);
+  EXPECT_EQ(h.count("dnnl.reorder(to_blocked16)"), 1u);
+  EXPECT_EQ(h.count("dnnl.reorder(from_blocked16)"), 1u);
+  for (int64_t n : {1, 2}) {
+    const Tensor x = random_f32({n, kWide, 5, 7}, static_cast<uint32_t>(50 + n));
+    const Tensor want = ref.run_tensors({{"x", x}})[0];
+    const Tensor got = fast.run_tensors({{"x", x}})[0];
+    ASSERT_EQ(got.dims(), want.dims());
+    for (int64_t i = 0; i < want.numel(); ++i)
+      ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i],
+                  1e-4 * (1 + std::abs(want.data<float>()[i])))
+          << i;
+  }
+}
+
+}  // namespace
+}  // namespace kpt
