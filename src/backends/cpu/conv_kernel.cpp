@@ -36,6 +36,7 @@ struct Plan {
   memory::desc user_src, user_dst, src, dst, weights, scratchpad;
   std::shared_ptr<memory> packed_weights;
   bool reorder_src = false, reorder_dst = false;
+  bool z_binary = false;  // Z is a binary-add post-op argument (else copied into dst for sum)
   dnnl::reorder to_src, to_dst, z_to_dst;
   Dims out_dims;
   size_t scratchpad_bytes = 0;
@@ -84,7 +85,7 @@ class DnnlConv : public ops::Kernel {
     }
     if (plan->reorder_dst)
       dst = memory(plan->dst, eng, thread_scratch(kScratchDst, plan->dst.get_size()));
-    if (z) {
+    if (z && !plan->z_binary) {
       // The sum post-op adds what dst holds before the convolution writes it.
       memory user_z(plan->user_dst, eng, const_cast<void*>(z->raw()));
       if (plan->reorder_dst)
@@ -94,6 +95,9 @@ class DnnlConv : public ops::Kernel {
     }
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *plan->packed_weights}, {DNNL_ARG_DST, dst}};
+    if (z && plan->z_binary)
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+          memory(plan->user_dst, eng, const_cast<void*>(z->raw()));
     if (b_.defined()) args[DNNL_ARG_BIAS] = memory(bias_md(), eng, const_cast<void*>(b_.raw()));
     if (plan->scratchpad_bytes > 0)
       args[DNNL_ARG_SCRATCHPAD] =
@@ -124,6 +128,28 @@ class DnnlConv : public ops::Kernel {
   }
 
   memory::desc bias_md() const { return memory::desc({w_.dim(0)}, dt::f32, tag::x); }
+
+  void append_activation(dnnl::post_ops& ops) const {
+    switch (spec_.activation) {
+      case Activation::None:
+        break;
+      case Activation::Relu:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+        break;
+      case Activation::LeakyRelu:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, spec_.alpha, 0.f);
+        break;
+      case Activation::Sigmoid:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
+        break;
+      case Activation::Tanh:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_tanh, 0.f, 0.f);
+        break;
+      case Activation::Clip:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, spec_.alpha, spec_.beta);
+        break;
+    }
+  }
 
   // Winograd (oneDNN offers it for fp32 3x3 stride-1 convolutions) halves the time of
   // ResNet's 3x3 layers; its rounding differs from direct convolution by ~1e-6 relative, so it
@@ -187,30 +213,19 @@ class DnnlConv : public ops::Kernel {
     const memory::desc w_md(w_dims, data_t, tag::any);
     const memory::desc b_md = b_.defined() ? bias_md() : memory::desc();
 
-    dnnl::post_ops ops;
-    if (has_z_) ops.append_sum(1.f);
-    switch (spec_.activation) {
-      case Activation::None:
-        break;
-      case Activation::Relu:
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-        break;
-      case Activation::LeakyRelu:
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, spec_.alpha, 0.f);
-        break;
-      case Activation::Sigmoid:
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
-        break;
-      case Activation::Tanh:
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_tanh, 0.f, 0.f);
-        break;
-      case Activation::Clip:
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, spec_.alpha, spec_.beta);
-        break;
-    }
+    // Z as a binary-add post-op reads it where it lies; the sum post-op (the fallback where
+    // binary is not implemented) needs it copied into dst first.
+    auto make_attr = [&](bool z_binary) {
+      dnnl::post_ops ops;
+      if (has_z_ && z_binary) ops.append_binary(dnnl::algorithm::binary_add, plan->user_dst);
+      if (has_z_ && !z_binary) ops.append_sum(1.f);
+      append_activation(ops);
+      dnnl::primitive_attr attr;
+      attr.set_post_ops(ops);
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      return attr;
+    };
     dnnl::primitive_attr attr;
-    attr.set_post_ops(ops);
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::engine& eng = conv_engine();
     auto make_pd = [&](dnnl::algorithm alg) {
       auto d =
@@ -223,28 +238,30 @@ class DnnlConv : public ops::Kernel {
     };
     dnnl::convolution_forward::primitive_desc pd;
     bool have = false;
-    if (winograd_pays(c, m)) {
-      try {
-        pd = make_pd(dnnl::algorithm::convolution_winograd);
-        have = true;
-      } catch (const dnnl::error&) {
+    auto attempt = [&](dnnl::algorithm alg) {
+      if (!have) {
+        try {
+          pd = make_pd(alg);
+          have = true;
+        } catch (const dnnl::error&) {
+        }
       }
-    }
-    if (!have) {
-      try {
-        pd = make_pd(dnnl::algorithm::convolution_direct);
-        have = true;
-      } catch (const dnnl::error&) {
-      }
+    };
+    // Binary Z only where dst needs no reorder: it is read in the user's layout.
+    for (bool z_binary : {true, false}) {
+      if (z_binary && (!has_z_ || !blocked_)) continue;
+      attr = make_attr(z_binary);
+      if (winograd_pays(c, m)) attempt(dnnl::algorithm::convolution_winograd);
+      attempt(dnnl::algorithm::convolution_direct);
+      plan->z_binary = have && z_binary && pd.dst_desc() == plan->user_dst;
+      if (have && z_binary && !plan->z_binary) have = false;
+      if (have) break;
     }
     if (!have && act_tag != tag::any) {
       src_md = act_md(src_dims, data_t, tag::any);
       dst_md = act_md(dst_dims, dt::f32, tag::any);
-      try {
-        pd = make_pd(dnnl::algorithm::convolution_direct);
-        have = true;
-      } catch (const dnnl::error&) {
-      }
+      attr = make_attr(false);
+      attempt(dnnl::algorithm::convolution_direct);
     }
     if (!have) return nullptr;  // no implementation for this case: the reference kernel runs
     plan->conv = dnnl::convolution_forward(pd);
