@@ -1,7 +1,9 @@
-// Fast float32 Conv and com.microsoft FusedConv through oneDNN's convolution_forward: weights
-// reordered once into the layout the chosen implementation wants, bias, residual (Z, a sum
-// post-op) and activation (an eltwise post-op) applied in the same pass over the output.
-// 1-D convolutions run as 2-D ones of height 1. One oneDNN primitive per input shape.
+// Fast float32 Conv, com.microsoft FusedConv and com.kpt Blocked16Conv through oneDNN's
+// convolution_forward: weights reordered once into the layout the chosen implementation wants;
+// bias, residual (Z: a binary-add or sum post-op) and activation (an eltwise post-op) applied
+// in the same pass over the output. 1-D convolutions run as 2-D ones of height 1. One oneDNN
+// primitive per input shape. Precision BF16: bf16 activations and weights, fp32 accumulation
+// and output.
 #include <cstdlib>
 #include <cstring>
 #include <map>
