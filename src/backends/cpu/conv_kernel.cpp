@@ -92,7 +92,7 @@ class DnnlConv : public ops::Kernel {
       memory user_z(plan->user_dst, eng, const_cast<void*>(z->raw()));
       if (plan->reorder_dst)
         plan->z_to_dst.execute(s, user_z, dst);
-      else
+      else if (y.raw() != z->raw())  // a memory plan may already have put Z in place
         copy_parallel(y.raw(), z->raw(), static_cast<size_t>(z->numel()) * sizeof(float));
     }
     std::unordered_map<int, memory> args = {
