@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <random>
+#include <thread>
 
 #include "kpt/session.hpp"
 #include "tests/testing/model_builder.hpp"
@@ -285,6 +286,40 @@ TEST(CpuPool, MaxPoolWithIndicesUsesReference) {
   const Session s = Session::from_bytes(b.bytes(), options(true));
   EXPECT_EQ(s.kernel_histogram().count("cpu.maxpool"), 0u);
   EXPECT_EQ(s.kernel_histogram().count("reference:MaxPool"), 1u);
+}
+
+}  // namespace
+}  // namespace kpt
+
+namespace kpt {
+namespace {
+
+// A prepared kernel is shared by every run of its session: runs from several threads at once
+// (each with its own oneDNN stream and scratch memory) give each thread its own right answer.
+TEST(CpuConv, ConcurrentRunsOfOneSession) {
+  const ConvCase c{{1, 32, 12, 12}, {32, 32, 3, 3}, true, 1, {}, {1, 1, 1, 1}};
+  const std::string bytes = conv_model(c, "FusedConv", "Relu", false, {}, true);
+  const Session fast = Session::from_bytes(bytes, options(true));
+  const Session ref = Session::from_bytes(bytes, options(false));
+  std::vector<Tensor> inputs, want;
+  for (int t = 0; t < 4; ++t) {
+    inputs.push_back(random_tensor({1 + t % 2, 32, 12, 12}, static_cast<uint32_t>(100 + t)));
+    want.push_back(ref.run_tensors({{"x", inputs.back()}})[0]);
+  }
+  std::vector<Tensor> got(inputs.size());
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < inputs.size(); ++t)
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 5; ++rep) got[t] = fast.run_tensors({{"x", inputs[t]}})[0];
+    });
+  for (auto& th : threads) th.join();
+  for (size_t t = 0; t < inputs.size(); ++t) {
+    ASSERT_EQ(got[t].dims(), want[t].dims());
+    for (int64_t i = 0; i < want[t].numel(); ++i)
+      ASSERT_NEAR(got[t].data<float>()[i], want[t].data<float>()[i],
+                  1e-4 * (1 + std::abs(want[t].data<float>()[i])))
+          << "thread " << t << " element " << i;
+  }
 }
 
 }  // namespace

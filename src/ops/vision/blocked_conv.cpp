@@ -30,11 +30,14 @@ Tensor to_blocked(const KernelContext& ctx, const Tensor& x) {
   return y;
 }
 
-Tensor from_blocked(const KernelContext& ctx, const Tensor& x) {
+// As output 0 of the node when `as_output`, else a temporary.
+Tensor from_blocked(const KernelContext& ctx, const Tensor& x, bool as_output) {
   ctx.check(x.rank() == 5 && x.dim(4) == kBlock,
             "expected a blocked N x C/16 x H x W x 16 tensor, got " + x.describe());
   const int64_t n = x.dim(0), cb = x.dim(1), hw = x.dim(2) * x.dim(3);
-  Tensor y = Tensor::uninitialized(x.dtype(), {n, cb * kBlock, x.dim(2), x.dim(3)});
+  const Dims dims = {n, cb * kBlock, x.dim(2), x.dim(3)};
+  Tensor y =
+      as_output ? ctx.allocate_output(0, x.dtype(), dims) : Tensor::uninitialized(x.dtype(), dims);
   const size_t es = dtype_size(x.dtype());
   const auto* src = static_cast<const char*>(x.raw());
   auto* dst = static_cast<char*>(y.raw());
@@ -51,12 +54,12 @@ void to_blocked16(KernelContext& ctx) {
 }
 
 void from_blocked16(KernelContext& ctx) {
-  ctx.set_output(0, from_blocked(ctx, ctx.input(0)));
+  ctx.set_output(0, from_blocked(ctx, ctx.input(0), true));
 }
 
 void blocked16_conv(KernelContext& ctx) {
-  const Tensor x = from_blocked(ctx, ctx.input(0));
-  const Tensor z = ctx.has_input(3) ? from_blocked(ctx, ctx.input(3)) : Tensor();
+  const Tensor x = from_blocked(ctx, ctx.input(0), false);
+  const Tensor z = ctx.has_input(3) ? from_blocked(ctx, ctx.input(3), false) : Tensor();
   const Tensor y = fused_conv_nchw(ctx, x, ctx.input(1), ctx.has_input(2) ? &ctx.input(2) : nullptr,
                                    z.defined() ? &z : nullptr);
   ctx.set_output(0, to_blocked(ctx, y));
