@@ -1,4 +1,4 @@
-// Keeps chains of float convolutions in the channel-blocked layout (com.kpt Blocked16Conv,
+// Keeps chains of float convolutions in the channel-blocked layout (kpt Blocked16Conv,
 // see src/ops/vision/blocked_conv.cpp): each Conv / FusedConv whose input and output channels
 // are multiples of 16 reads and writes blocked tensors, and a layout conversion is inserted
 // only where a value enters the chain (ToBlocked16, once per value) or leaves it
@@ -84,7 +84,7 @@ class ConvBlockedLayout : public Pass {
     auto make = [](const char* op, const std::string& name, std::string in, std::string out) {
       ir::Node n;
       n.op_type = op;
-      n.domain = "com.kpt";
+      n.domain = "kpt";
       n.opset = 1;
       n.name = name;
       n.inputs = {std::move(in)};
@@ -115,7 +115,7 @@ class ConvBlockedLayout : public Pass {
       const std::string yb = fresh(y + "_blocked16");
       n.outputs[0] = yb;
       n.op_type = "Blocked16Conv";
-      n.domain = "com.kpt";
+      n.domain = "kpt";
       n.opset = 1;
       blocked[y] = yb;
       out.push_back(std::move(n));
@@ -123,7 +123,7 @@ class ConvBlockedLayout : public Pass {
       g.value_types.erase(y);
     }
     g.nodes = std::move(out);
-    g.opsets.emplace("com.kpt", 1);
+    g.opsets.emplace("kpt", 1);
     return count;
   }
 };

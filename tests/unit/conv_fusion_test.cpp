@@ -274,7 +274,7 @@ ir::Graph wide_chain(bool expose_first) {
 
 int count_domain_op(const ir::Graph& g, const std::string& op) {
   int c = 0;
-  for (const auto& n : g.nodes) c += n.domain == "com.kpt" && n.op_type == op;
+  for (const auto& n : g.nodes) c += n.domain == "kpt" && n.op_type == op;
   return c;
 }
 

@@ -1,4 +1,4 @@
-// Fast float32 Conv, com.microsoft FusedConv and com.kpt Blocked16Conv through oneDNN's
+// Fast float32 Conv, com.microsoft FusedConv and kpt Blocked16Conv through oneDNN's
 // convolution_forward: weights reordered once into the layout the chosen implementation wants;
 // bias, residual (Z: a binary-add or sum post-op) and activation (an eltwise post-op) applied
 // in the same pass over the output. 1-D convolutions run as 2-D ones of height 1. One oneDNN
@@ -46,7 +46,7 @@ struct Plan {
 
 class DnnlConv : public ops::Kernel {
  public:
-  // blocked: X, Z and Y are com.kpt blocked tensors (N x C/16 x H x W x 16), else N x C x ...
+  // blocked: X, Z and Y are kpt blocked tensors (N x C/16 x H x W x 16), else N x C x ...
   DnnlConv(ConvSpec spec, Tensor w, Tensor b, bool has_z, bool bf16, bool blocked)
       : spec_(std::move(spec)),
         w_(std::move(w)),
@@ -313,7 +313,7 @@ bool is_f32_tensor(const ir::Type* t) {
 
 std::unique_ptr<ops::Kernel> prepare_conv(const PrepareContext& ctx) {
   const ir::Node& n = ctx.node;
-  const bool blocked = n.domain == "com.kpt";
+  const bool blocked = n.domain == "kpt";
   const bool fused = n.domain == "com.microsoft" || blocked;
   if (n.inputs.size() < 2 || n.inputs.size() > (fused ? 4u : 3u) || n.outputs.size() != 1)
     return nullptr;
@@ -349,6 +349,6 @@ std::unique_ptr<ops::Kernel> prepare_conv(const PrepareContext& ctx) {
 
 KPT_REGISTER_CPU_KERNEL("", "Conv", prepare_conv);
 KPT_REGISTER_CPU_KERNEL("com.microsoft", "FusedConv", prepare_conv);
-KPT_REGISTER_CPU_KERNEL("com.kpt", "Blocked16Conv", prepare_conv);
+KPT_REGISTER_CPU_KERNEL("kpt", "Blocked16Conv", prepare_conv);
 
 }  // namespace kpt::cpu

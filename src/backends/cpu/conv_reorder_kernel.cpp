@@ -1,4 +1,4 @@
-// Fast com.kpt ToBlocked16 / FromBlocked16 (the layout conversions at the ends of a blocked
+// Fast kpt ToBlocked16 / FromBlocked16 (the layout conversions at the ends of a blocked
 // convolution chain, see src/ops/vision/blocked_conv.cpp) as oneDNN reorders between nchw and
 // nChw16c, which are exactly the two tensors' memory orders.
 #include <map>
@@ -72,7 +72,7 @@ std::unique_ptr<ops::Kernel> prepare_from_blocked(const PrepareContext&) {
 
 }  // namespace
 
-KPT_REGISTER_CPU_KERNEL("com.kpt", "ToBlocked16", prepare_to_blocked);
-KPT_REGISTER_CPU_KERNEL("com.kpt", "FromBlocked16", prepare_from_blocked);
+KPT_REGISTER_CPU_KERNEL("kpt", "ToBlocked16", prepare_to_blocked);
+KPT_REGISTER_CPU_KERNEL("kpt", "FromBlocked16", prepare_from_blocked);
 
 }  // namespace kpt::cpu

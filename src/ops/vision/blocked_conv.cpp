@@ -1,4 +1,4 @@
-// The channel-blocked layout of convolution chains (com.kpt domain, inserted by the
+// The channel-blocked layout of convolution chains (kpt domain, inserted by the
 // conv_blocked_layout pass): a float N x C x H x W tensor with C a multiple of 16 held as
 // N x C/16 x H x W x 16, the layout oneDNN's convolutions compute in. Keeping it between
 // consecutive convolutions saves a layout conversion on each side of each one.
@@ -107,8 +107,8 @@ void infer_blocked16_conv(InferContext& ctx) {
 
 }  // namespace
 
-KPT_REGISTER_OP("com.kpt", "ToBlocked16", 1, to_blocked16, infer_to_blocked16);
-KPT_REGISTER_OP("com.kpt", "FromBlocked16", 1, from_blocked16, infer_from_blocked16);
-KPT_REGISTER_OP("com.kpt", "Blocked16Conv", 1, blocked16_conv, infer_blocked16_conv);
+KPT_REGISTER_OP("kpt", "ToBlocked16", 1, to_blocked16, infer_to_blocked16);
+KPT_REGISTER_OP("kpt", "FromBlocked16", 1, from_blocked16, infer_from_blocked16);
+KPT_REGISTER_OP("kpt", "Blocked16Conv", 1, blocked16_conv, infer_blocked16_conv);
 
 }  // namespace kpt::ops::vision
