@@ -1,0 +1,189 @@
+// Fusions of transformer-block patterns besides attention: residual add + normalization
+// (fuse_skip_layer_norm), Silu-gated MLP (fuse_swiglu) and rotate_half rotary embeddings
+// (fuse_rotary). The optimized graph must compute what the original did.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "ir/graph.hpp"
+#include "passes/pass_manager.hpp"
+#include "runtime/executor.hpp"
+
+namespace kpt {
+namespace {
+
+ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
+              int opset = 23) {
+  ir::Node n;
+  n.op_type = std::move(op);
+  n.name = out.empty() ? "" : out[0] + "_node";
+  n.opset = opset;
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  return n;
+}
+
+Tensor random_f32(Dims dims, uint32_t seed) {
+  Tensor t(DType::F32, std::move(dims));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-2, 2);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+Tensor i64s(std::vector<int64_t> v) {
+  Tensor t(DType::I64, {static_cast<int64_t>(v.size())});
+  for (size_t i = 0; i < v.size(); ++i) t.data<int64_t>()[i] = v[i];
+  return t;
+}
+
+ir::Shape shape_of(const Dims& d) {
+  ir::Shape s;
+  for (auto v : d) s.push_back(ir::Dim::of(v));
+  return s;
+}
+
+ir::Graph graph_with_inputs(const std::vector<std::pair<std::string, Dims>>& inputs,
+                            const std::vector<std::string>& outputs) {
+  ir::Graph g;
+  g.opsets[""] = 23;
+  for (const auto& [name, dims] : inputs)
+    g.inputs.push_back({name, ir::Type::tensor(DType::F32, shape_of(dims))});
+  for (const auto& o : outputs) g.outputs.push_back({o, ir::Type::tensor(DType::F32)});
+  return g;
+}
+
+int count_ops(const ir::Graph& g, const std::string& op) {
+  int c = 0;
+  for (const auto& n : g.nodes) c += n.op_type == op;
+  return c;
+}
+
+const ir::Node* find_op(const ir::Graph& g, const std::string& op) {
+  for (const auto& n : g.nodes) {
+    if (n.op_type == op) return &n;
+  }
+  return nullptr;
+}
+
+// Optimizes a copy at Extended and checks its outputs against the original's on random inputs.
+ir::Graph optimize_and_compare(ir::Graph reference, double tol = 1e-5) {
+  ir::sort_and_verify(reference);
+  ir::Graph optimized = reference;
+  passes::optimize(optimized, OptimizationLevel::Extended);
+  std::vector<Value> inputs;
+  uint32_t seed = 11;
+  for (const auto& in : reference.inputs) {
+    Dims d;
+    for (const auto& dim : *in.type.shape) d.push_back(dim.value);
+    inputs.push_back(Value::of(random_f32(d, seed++)));
+  }
+  auto want = runtime::run_graph(reference, inputs);
+  auto got = runtime::run_graph(optimized, inputs);
+  EXPECT_EQ(want.size(), got.size());
+  for (size_t o = 0; o < want.size() && o < got.size(); ++o) {
+    const Tensor& w = want[o].tensor;
+    const Tensor& t = got[o].tensor;
+    EXPECT_EQ(w.dims(), t.dims());
+    if (w.dims() != t.dims()) continue;
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      const float a = w.data<float>()[i], b = t.data<float>()[i];
+      if (std::abs(a - b) > tol * (1 + std::abs(a))) {
+        ADD_FAILURE() << "output " << o << " element " << i << ": " << a << " vs " << b;
+        break;
+      }
+    }
+  }
+  return optimized;
+}
+
+// ---- residual add + normalization ----
+
+// y = Norm(x + r) (LayerNormalization or RMSNormalization over the last axis); with
+// `residual_continues` the sum is also added to y (pre-LN: the stream goes on from the sum).
+ir::Graph add_norm_graph(const std::string& norm, bool residual_continues, bool bias = false,
+                         const Dims& r_dims = {2, 3, 8}) {
+  ir::Graph g = graph_with_inputs({{"x", {2, 3, 8}}, {"r", r_dims}}, {"y"});
+  g.initializers["gamma"] = random_f32({8}, 3);
+  g.initializers["beta"] = random_f32({8}, 4);
+  g.initializers["bias"] = random_f32({8}, 5);
+  if (bias) g.nodes.push_back(node("Add", {"bias", "x"}, {"xb"}));
+  g.nodes.push_back(node("Add", {bias ? "xb" : "x", "r"}, {"s"}));
+  ir::Node n = node(norm, {"s", "gamma"}, {residual_continues ? "n" : "y"});
+  if (norm == "LayerNormalization") n.inputs.push_back("beta");
+  n.attrs["epsilon"] = ir::Attribute::of_float("epsilon", 1e-3f);
+  g.nodes.push_back(n);
+  if (residual_continues) g.nodes.push_back(node("Add", {"s", "n"}, {"y"}));
+  return g;
+}
+
+TEST(SkipNormFusion, PostNormBecomesSkipLayerNormalization) {
+  ir::Graph opt = optimize_and_compare(add_norm_graph("LayerNormalization", false));
+  ASSERT_EQ(opt.nodes.size(), 1u) << ir::print(opt);
+  const ir::Node& n = opt.nodes[0];
+  EXPECT_EQ(n.domain, "com.microsoft");
+  EXPECT_EQ(n.op_type, "SkipLayerNormalization");
+  EXPECT_EQ(n.inputs, (std::vector<std::string>{"x", "r", "gamma", "beta"}));
+  EXPECT_EQ(n.outputs, (std::vector<std::string>{"y"}));
+  EXPECT_FLOAT_EQ(n.attr_float("epsilon", 0), 1e-3f);
+}
+
+TEST(SkipNormFusion, PreNormKeepsTheSumAsOutput) {
+  ir::Graph opt = optimize_and_compare(add_norm_graph("LayerNormalization", true));
+  ASSERT_EQ(count_ops(opt, "SkipLayerNormalization"), 1) << ir::print(opt);
+  const ir::Node* n = find_op(opt, "SkipLayerNormalization");
+  ASSERT_EQ(n->outputs.size(), 4u);
+  EXPECT_EQ(n->outputs[3], "s");
+  EXPECT_EQ(count_ops(opt, "Add"), 1);
+}
+
+TEST(SkipNormFusion, BiasAddJoins) {
+  ir::Graph opt = optimize_and_compare(add_norm_graph("LayerNormalization", false, true));
+  ASSERT_EQ(opt.nodes.size(), 1u) << ir::print(opt);
+  EXPECT_EQ(opt.nodes[0].inputs, (std::vector<std::string>{"x", "r", "gamma", "beta", "bias"}));
+}
+
+TEST(SkipNormFusion, RmsNormBecomesSkipSimplifiedLayerNormalization) {
+  for (bool residual : {false, true}) {
+    ir::Graph opt = optimize_and_compare(add_norm_graph("RMSNormalization", residual));
+    ASSERT_EQ(count_ops(opt, "SkipSimplifiedLayerNormalization"), 1) << ir::print(opt);
+    EXPECT_EQ(count_ops(opt, "Add"), residual ? 1 : 0);
+  }
+}
+
+TEST(SkipNormFusion, LlamaDecomposedRmsNormAfterResidual) {
+  // s = x + r; y = w * (s * Reciprocal(Sqrt(ReduceMean(s^2) + eps))); out = s + y
+  ir::Graph g = graph_with_inputs({{"x", {2, 3, 8}}, {"r", {2, 3, 8}}}, {"out"});
+  g.initializers["two"] = Tensor::scalar<float>(DType::F32, 2.0f);
+  g.initializers["eps"] = Tensor::scalar<float>(DType::F32, 1e-5f);
+  g.initializers["axes"] = i64s({-1});
+  g.initializers["w"] = random_f32({8}, 3);
+  g.nodes.push_back(node("Add", {"x", "r"}, {"s"}, 20));
+  g.nodes.push_back(node("Pow", {"s", "two"}, {"p"}, 20));
+  g.nodes.push_back(node("ReduceMean", {"p", "axes"}, {"m"}, 20));
+  g.nodes.push_back(node("Add", {"m", "eps"}, {"me"}, 20));
+  g.nodes.push_back(node("Sqrt", {"me"}, {"sq"}, 20));
+  g.nodes.push_back(node("Reciprocal", {"sq"}, {"rs"}, 20));
+  g.nodes.push_back(node("Mul", {"s", "rs"}, {"nrm"}, 20));
+  g.nodes.push_back(node("Mul", {"w", "nrm"}, {"y"}, 20));
+  g.nodes.push_back(node("Add", {"s", "y"}, {"out"}, 20));
+  ir::Graph opt = optimize_and_compare(g);
+  EXPECT_EQ(count_ops(opt, "SkipSimplifiedLayerNormalization"), 1) << ir::print(opt);
+  EXPECT_EQ(opt.nodes.size(), 2u) << ir::print(opt);
+}
+
+TEST(SkipNormFusion, BroadcastSkipOrMiddleAxisStays) {
+  ir::Graph opt = optimize_and_compare(add_norm_graph("LayerNormalization", false, false, {3, 8}));
+  EXPECT_EQ(count_ops(opt, "SkipLayerNormalization"), 0) << ir::print(opt);
+
+  ir::Graph g = add_norm_graph("LayerNormalization", false);
+  g.initializers["gamma"] = random_f32({3, 8}, 3);
+  g.initializers["beta"] = random_f32({3, 8}, 4);
+  g.nodes.back().attrs["axis"] = ir::Attribute::of_int("axis", -2);
+  ir::Graph opt2 = optimize_and_compare(g);
+  EXPECT_EQ(count_ops(opt2, "SkipLayerNormalization"), 0) << ir::print(opt2);
+}
+
+}  // namespace
+}  // namespace kpt
