@@ -185,5 +185,51 @@ TEST(SkipNormFusion, BroadcastSkipOrMiddleAxisStays) {
   EXPECT_EQ(count_ops(opt2, "SkipLayerNormalization"), 0) << ir::print(opt2);
 }
 
+// ---- SwiGLU ----
+
+// y = Silu(x @ wg) * (x @ wu), Silu as gate * Sigmoid(gate) in the operand orders given.
+ir::Graph gated_mlp(bool sigmoid_first, bool silu_first, const Dims& up_dims = {2, 3, 6}) {
+  ir::Graph g = graph_with_inputs({{"x", {2, 3, 4}}}, {"y"});
+  g.initializers["wg"] = random_f32({4, 6}, 3);
+  g.initializers["wu"] = random_f32({4, up_dims.back()}, 4);
+  g.nodes.push_back(node("MatMul", {"x", "wg"}, {"gate"}, 20));
+  g.nodes.push_back(node("MatMul", {"x", "wu"}, {"up"}, 20));
+  g.nodes.push_back(node("Sigmoid", {"gate"}, {"sg"}, 20));
+  g.nodes.push_back(node("Mul",
+                         sigmoid_first ? std::vector<std::string>{"sg", "gate"}
+                                       : std::vector<std::string>{"gate", "sg"},
+                         {"silu"}, 20));
+  g.nodes.push_back(node(
+      "Mul",
+      silu_first ? std::vector<std::string>{"silu", "up"} : std::vector<std::string>{"up", "silu"},
+      {"y"}, 20));
+  return g;
+}
+
+TEST(SwiGluFusion, SiluGateTimesUpBecomesSwiGlu) {
+  for (bool a : {false, true}) {
+    for (bool b : {false, true}) {
+      ir::Graph opt = optimize_and_compare(gated_mlp(a, b));
+      ASSERT_EQ(count_ops(opt, "SwiGLU"), 1) << ir::print(opt);
+      const ir::Node* n = find_op(opt, "SwiGLU");
+      EXPECT_EQ(n->inputs, (std::vector<std::string>{"gate", "up"}));
+      EXPECT_GE(n->opset, 28);
+      EXPECT_EQ(count_ops(opt, "MatMul"), 2);
+      EXPECT_EQ(opt.nodes.size(), 3u);
+    }
+  }
+}
+
+TEST(SwiGluFusion, BroadcastingUpOrReusedGateStays) {
+  // up of width 1 broadcasts in Mul, which SwiGLU does not do.
+  ir::Graph opt = optimize_and_compare(gated_mlp(false, true, {2, 3, 1}));
+  EXPECT_EQ(count_ops(opt, "SwiGLU"), 0) << ir::print(opt);
+
+  ir::Graph g = gated_mlp(false, true);
+  g.outputs.push_back({"gate", ir::Type::tensor(DType::F32)});
+  ir::Graph opt2 = optimize_and_compare(g);
+  EXPECT_EQ(count_ops(opt2, "SwiGLU"), 0) << ir::print(opt2);
+}
+
 }  // namespace
 }  // namespace kpt
