@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "ir/graph.hpp"
@@ -229,6 +230,69 @@ TEST(SwiGluFusion, BroadcastingUpOrReusedGateStays) {
   g.outputs.push_back({"gate", ir::Type::tensor(DType::F32)});
   ir::Graph opt2 = optimize_and_compare(g);
   EXPECT_EQ(count_ops(opt2, "SwiGLU"), 0) << ir::print(opt2);
+}
+
+// ---- rotary embedding ----
+
+// q and k [batch, heads, seq, 8] rotated by rotate_half with angles f [f_batch, seq, 4], as the
+// dynamo exporter writes Llama's apply_rotary_pos_emb.
+ir::Graph rotary_graph(int64_t f_batch) {
+  ir::Graph g = graph_with_inputs(
+      {{"q", {2, 3, 5, 8}}, {"k", {2, 1, 5, 8}}, {"f", {f_batch, 5, 4}}}, {"q_rot", "k_rot"});
+  g.initializers["one"] = i64s({1});
+  g.initializers["zero"] = i64s({0});
+  g.initializers["half"] = i64s({4});
+  g.initializers["end"] = i64s({std::numeric_limits<int64_t>::max()});
+  g.initializers["last"] = i64s({-1});
+  ir::Node cat = node("Concat", {"f", "f"}, {"emb"}, 20);
+  cat.attrs["axis"] = ir::Attribute::of_int("axis", -1);
+  g.nodes.push_back(cat);
+  g.nodes.push_back(node("Cos", {"emb"}, {"cos"}, 20));
+  g.nodes.push_back(node("Sin", {"emb"}, {"sin"}, 20));
+  g.nodes.push_back(node("Unsqueeze", {"cos", "one"}, {"cos4"}, 20));
+  g.nodes.push_back(node("Unsqueeze", {"sin", "one"}, {"sin4"}, 20));
+  for (const std::string x : {"q", "k"}) {
+    g.nodes.push_back(node("Mul", {x, "cos4"}, {x + "_c"}, 20));
+    g.nodes.push_back(node("Slice", {x, "zero", "half", "last", "one"}, {x + "_1"}, 20));
+    g.nodes.push_back(node("Slice", {x, "half", "end", "last", "one"}, {x + "_2"}, 20));
+    g.nodes.push_back(node("Neg", {x + "_2"}, {x + "_n"}, 20));
+    ir::Node rot = node("Concat", {x + "_n", x + "_1"}, {x + "_r"}, 20);
+    rot.attrs["axis"] = ir::Attribute::of_int("axis", -1);
+    g.nodes.push_back(rot);
+    g.nodes.push_back(node("Mul", {x + "_r", "sin4"}, {x + "_s"}, 20));
+    g.nodes.push_back(node("Add", {x + "_c", x + "_s"}, {x + "_rot"}, 20));
+  }
+  return g;
+}
+
+TEST(RotaryFusion, BroadcastAnglesBecomePositionIndexedCaches) {
+  ir::Graph opt = optimize_and_compare(rotary_graph(1));
+  ASSERT_EQ(count_ops(opt, "RotaryEmbedding"), 2) << ir::print(opt);
+  for (const auto& n : opt.nodes) {
+    if (n.op_type != "RotaryEmbedding") continue;
+    EXPECT_EQ(n.inputs.size(), 4u);  // with position ids
+    EXPECT_EQ(n.attr_int("interleaved", -1), 0);
+  }
+  // One pair of caches serves both rotations.
+  EXPECT_EQ(count_ops(opt, "Cos"), 1) << ir::print(opt);
+  EXPECT_EQ(count_ops(opt, "Neg"), 0);
+}
+
+TEST(RotaryFusion, PerBatchAnglesBecomeThreeDimensionalCaches) {
+  ir::Graph opt = optimize_and_compare(rotary_graph(2));
+  ASSERT_EQ(count_ops(opt, "RotaryEmbedding"), 2) << ir::print(opt);
+  EXPECT_EQ(find_op(opt, "RotaryEmbedding")->inputs.size(), 3u);
+  EXPECT_EQ(opt.nodes.size(), 4u) << ir::print(opt);  // Cos, Sin, two rotations
+}
+
+TEST(RotaryFusion, AnglesThatAreNotDuplicatedStay) {
+  ir::Graph g = rotary_graph(1);
+  // cos/sin of [f, f + 1]: the halves differ, so rotate_half is not a pairwise rotation.
+  g.initializers["shift"] = random_f32({4}, 9);
+  g.nodes.push_back(node("Add", {"f", "shift"}, {"f2"}, 20));
+  g.nodes[0].inputs[1] = "f2";
+  ir::Graph opt = optimize_and_compare(g);
+  EXPECT_EQ(count_ops(opt, "RotaryEmbedding"), 0) << ir::print(opt);
 }
 
 }  // namespace
