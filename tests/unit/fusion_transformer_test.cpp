@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 
+#include "analysis/shape_inference.hpp"
 #include "ir/graph.hpp"
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
@@ -293,6 +294,23 @@ TEST(RotaryFusion, AnglesThatAreNotDuplicatedStay) {
   g.nodes[0].inputs[1] = "f2";
   ir::Graph opt = optimize_and_compare(g);
   EXPECT_EQ(count_ops(opt, "RotaryEmbedding"), 0) << ir::print(opt);
+}
+
+// Shapes stay known through the fused ops, so later passes and kernel preparation see them.
+TEST(RotaryFusion, FusedGraphsKeepTheirInferredShapes) {
+  ir::Graph rot = rotary_graph(1);
+  passes::optimize(rot, OptimizationLevel::Extended);
+  rot.value_types.clear();
+  analysis::infer_shapes(rot);
+  ASSERT_TRUE(rot.type_of("k_rot") && rot.type_of("k_rot")->shape) << ir::print(rot);
+  EXPECT_EQ(*rot.type_of("k_rot")->shape, shape_of({2, 1, 5, 8}));
+
+  ir::Graph mlp = gated_mlp(false, true);
+  passes::optimize(mlp, OptimizationLevel::Extended);
+  mlp.value_types.clear();
+  analysis::infer_shapes(mlp);
+  ASSERT_TRUE(mlp.type_of("y") && mlp.type_of("y")->shape) << ir::print(mlp);
+  EXPECT_EQ(*mlp.type_of("y")->shape, shape_of({2, 3, 6}));
 }
 
 }  // namespace
