@@ -267,5 +267,16 @@ TEST(EpilogueFusion, ScaledGemmStays) {
   EXPECT_EQ(count_ops(opt, "MatMulBiasAct"), 0);
 }
 
+TEST(EpilogueFusion, GemmWithoutBiasOnAWeightInput) {
+  ir::Graph g;
+  g.opsets[""] = 17;
+  g.inputs.push_back({"x", ir::Type::tensor(DType::F32, shape_of({4, 7}))});
+  g.inputs.push_back({"w", ir::Type::tensor(DType::F32, shape_of({7, 5}))});
+  g.outputs.push_back({"y", ir::Type::tensor(DType::F32)});
+  g.nodes.push_back(node("Gemm", {"x", "w"}, {"z"}, 17));
+  g.nodes.push_back(node("Sigmoid", {"z"}, {"y"}, 17));
+  expect_one_fused(optimize_and_compare(g), "Sigmoid", false);
+}
+
 }  // namespace
 }  // namespace kpt

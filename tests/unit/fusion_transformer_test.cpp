@@ -140,6 +140,16 @@ TEST(SkipNormFusion, PreNormKeepsTheSumAsOutput) {
   EXPECT_EQ(count_ops(opt, "Add"), 1);
 }
 
+TEST(SkipNormFusion, LayerNormStatisticsCarryOver) {
+  ir::Graph g = add_norm_graph("LayerNormalization", false);
+  g.nodes.back().outputs = {"y", "mean", "inv_std"};
+  g.outputs.push_back({"mean", ir::Type::tensor(DType::F32)});
+  g.outputs.push_back({"inv_std", ir::Type::tensor(DType::F32)});
+  ir::Graph opt = optimize_and_compare(g);
+  ASSERT_EQ(opt.nodes.size(), 1u) << ir::print(opt);
+  EXPECT_EQ(opt.nodes[0].outputs, (std::vector<std::string>{"y", "mean", "inv_std"}));
+}
+
 TEST(SkipNormFusion, BiasAddJoins) {
   ir::Graph opt = optimize_and_compare(add_norm_graph("LayerNormalization", false, true));
   ASSERT_EQ(opt.nodes.size(), 1u) << ir::print(opt);
