@@ -176,6 +176,8 @@ KPT_SAME("BatchNormalization");
 KPT_SAME("InstanceNormalization");
 KPT_SAME("GroupNormalization");
 KPT_SAME("RMSNormalization");
+KPT_SAME("RotaryEmbedding");
+KPT_SAME("SwiGLU");  // its inputs have one shape (no broadcasting)
 KPT_SAME("LpNormalization");
 KPT_SAME("CumSum");
 KPT_SAME("ReverseSequence");

@@ -5,6 +5,7 @@
 #include "core/npy.hpp"
 #include "kpt/error.hpp"
 #include "kpt/session.hpp"
+#include "passes/pass.hpp"
 #include "runtime/random_inputs.hpp"
 #include "tools/kpt/commands.hpp"
 #include "tools/kpt/summary.hpp"
@@ -20,6 +21,7 @@ struct Args {
   bool random = false;
   uint64_t seed = 0;
   std::string output_dir;
+  std::string level = "all";
 };
 
 std::pair<std::string, std::string> split_assignment(const std::string& s, const char* flag) {
@@ -29,7 +31,9 @@ std::pair<std::string, std::string> split_assignment(const std::string& s, const
 }
 
 void run(const Args& a) {
-  Session session = Session::open(a.model);
+  SessionOptions options;
+  options.optimization = passes::level_from_name(a.level);
+  Session session = Session::open(a.model, options);
   std::map<std::string, Value> inputs;
   for (const auto& s : a.inputs) {
     auto [name, file] = split_assignment(s, "--input");
@@ -78,6 +82,9 @@ void add_run(CLI::App& app) {
   cmd->add_flag("--random", a->random, "Fill inputs not given with random values");
   cmd->add_option("--seed", a->seed, "Seed for --random (default 0)");
   cmd->add_option("--output-dir", a->output_dir, "Write each output as NAME.npy here");
+  cmd->add_option("--level", a->level,
+                  "Optimization level: none, basic, extended, all (default all); comparing "
+                  "outputs across levels checks the optimizer");
   cmd->callback([a] { run(*a); });
 }
 
