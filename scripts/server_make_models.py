@@ -32,7 +32,7 @@ def save(model_dir, version, graph, config=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
-    ap.add_argument("--slow-layers", type=int, default=24)
+    ap.add_argument("--slow-layers", type=int, default=48)
     args = ap.parse_args()
     d = args.dir
     f32 = TensorProto.FLOAT

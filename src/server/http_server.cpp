@@ -1,8 +1,11 @@
 #include "server/http_server.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <list>
 #include <mutex>
@@ -111,13 +114,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // While a request is pending the client sends nothing more (no pipelining from the
-  // clients we serve), so readability with no bytes available means it closed the connection.
+  // clients we serve), so a zero-byte peek on a readable socket means it closed the
+  // connection. Readiness can be stale (an edge from bytes the last read already took), so a
+  // peek that would block re-arms the watch instead.
   void watch_for_disconnect() {
     stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(),
                                                          flag = cancelled_](beast::error_code ec) {
-      if (ec || !self->busy_) return;
-      beast::error_code e;
-      if (self->stream_.socket().available(e) == 0 || e) flag->store(true);
+      if (ec || !self->busy_ || flag != self->cancelled_) return;
+      char byte;
+      ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        flag->store(true);
+      } else if (n < 0) {
+        self->watch_for_disconnect();
+      }
     });
   }
 
