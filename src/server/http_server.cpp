@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -252,6 +253,8 @@ void HttpServer::stop(int timeout_s) {
     // A connection that was mid-read when the drain began goes idle later.
     impl_->close_idle_connections();
   }
+  if (int left = impl_->live_connections.load(); left > 0)
+    std::fprintf(stderr, "kpt serve: %d connection(s) still open after %d s, closing them\n", left, timeout_s);
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();

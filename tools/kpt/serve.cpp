@@ -1,7 +1,8 @@
 // kpt serve: the KServe v2 / Triton-compatible HTTP inference server (see docs/SERVER.md).
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,14 @@
 namespace kpt::cli {
 
 namespace {
+
+int g_signal_pipe = -1;
+
+void on_signal(int sig) {
+  // Only async-signal-safe calls here; the serving thread does the rest.
+  ssize_t ignored = write(g_signal_pipe, &sig, sizeof sig);
+  (void)ignored;
+}
 
 struct Args {
   std::string model;
@@ -68,13 +77,17 @@ void serve(const Args& a) {
     so.auth_token = env;
   }
 
-  // SIGTERM and SIGINT are taken by sigwait below; blocked before any thread starts so that
-  // every thread inherits the mask and none of them dies of the signal.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM and SIGINT only write to a pipe that this thread reads once serving: a handler
+  // rather than sigwait, because threads started before this point (OpenMP, oneDNN) do not
+  // have the signals blocked and sigwait would then lose them to the default action.
+  int fds[2];
+  check(pipe(fds) == 0, "cannot create the signal pipe");
+  g_signal_pipe = fds[1];
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
   // A client that disconnects mid-write must not kill the server.
   signal(SIGPIPE, SIG_IGN);
 
@@ -94,7 +107,8 @@ void serve(const Args& a) {
   std::cerr << "kpt serve: listening on http://" << a.host << ":" << http.port()
             << (so.auth_token.empty() ? "" : " (bearer token required)") << std::endl;
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (read(fds[0], &sig, sizeof sig) < 0 && errno == EINTR) {
+  }
   std::cerr << "kpt serve: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": finishing in-flight requests" << std::endl;
   service.set_draining();
