@@ -254,7 +254,8 @@ void HttpServer::stop(int timeout_s) {
     impl_->close_idle_connections();
   }
   if (int left = impl_->live_connections.load(); left > 0)
-    std::fprintf(stderr, "kpt serve: %d connection(s) still open after %d s, closing them\n", left, timeout_s);
+    std::fprintf(stderr, "kpt serve: %d connection(s) still open after %d s, closing them\n", left,
+                 timeout_s);
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
