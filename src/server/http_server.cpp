@@ -66,6 +66,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
     stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_s));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Connection::on_header, shared_from_this()));
+  }
+
+  // Clients that send "Expect: 100-continue" (curl for large bodies) wait for an interim
+  // 100 before sending the body; without it each such request stalls for a second.
+  void on_header(beast::error_code ec, size_t) {
+    if (ec) return on_read(ec, 0);
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *cont,
+                        [self = shared_from_this(), cont](beast::error_code wec, size_t) {
+                          if (wec) return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Connection::on_read, shared_from_this()));
   }

@@ -112,6 +112,23 @@ def test_infer_json(srv, repo):
     assert status == 200 and json.loads(body)["outputs"][0]["data"] == (ia * 2).tolist(), body
 
 
+def test_expect_continue(srv, repo):
+    # curl sends "Expect: 100-continue" before large bodies and waits for the interim answer.
+    a, b = add_inputs()
+    payload = json.dumps(infer_body([("INPUT0", "FP32", a), ("INPUT1", "FP32", b)])).encode()
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(b"POST /v2/models/add/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+              b"\r\nExpect: 100-continue\r\nContent-Length: " + str(len(payload)).encode() + b"\r\n\r\n")
+    interim = s.recv(4096)
+    assert interim.startswith(b"HTTP/1.1 100"), interim[:100]
+    s.sendall(payload)
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        reply += s.recv(65536)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+
+
 def binary_request(inputs, binary_outputs=True, outputs=None):
     header = {"inputs": [], "parameters": {"binary_data_output": binary_outputs}}
     blobs = b""
