@@ -209,7 +209,7 @@ void Service::route(HttpRequest& request, const Responder& respond) {
     return respond(json_response(
         200, {{"name", "kpt"},
               {"version", "0.1.0"},
-              {"extensions", {"binary_tensor_data", "model_repository", "statistics_metrics"}}}));
+              {"extensions", {"binary_tensor_data", "model_repository", "model_configuration"}}}));
   }
   if (parts.size() >= 3 && parts[0] == "v2" && parts[1] == "models") {
     const std::string& name = parts[2];
@@ -260,8 +260,20 @@ void Service::route(HttpRequest& request, const Responder& respond) {
   }
   if (parts.size() == 3 && parts[0] == "v2" && parts[1] == "repository" && parts[2] == "index") {
     if (!want("POST")) return;
+    // Optional body {"ready": true}: only the models that are ready, as Triton allows.
+    bool ready_only = false;
+    if (!request.body.empty()) {
+      json q = json::parse(request.body, nullptr, false);
+      check(!q.is_discarded() && q.is_object(),
+            "repository index: the body must be a JSON object like {\"ready\": true}");
+      if (q.contains("ready")) {
+        check(q["ready"].is_boolean(), "repository index: 'ready' must be true or false");
+        ready_only = q["ready"].get<bool>();
+      }
+    }
     json out = json::array();
     for (const auto& s : repository_.index()) {
+      if (ready_only && s.state != "READY") continue;
       json e = {{"name", s.name}, {"state", s.state}};
       if (!s.version.empty()) e["version"] = s.version;
       if (!s.reason.empty()) e["reason"] = s.reason;

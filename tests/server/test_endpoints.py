@@ -321,6 +321,9 @@ def test_repository(srv, repo):
                  body=infer_body([("x", "FP32", np.zeros((1, 4), np.float32))]))
     index = json.loads(srv.request("POST", "/v2/repository/index", headers=AUTH)[2])
     assert {"name": "batch", "state": "UNAVAILABLE", "reason": "unloaded"} in index, index
+    ready = json.loads(srv.request("POST", "/v2/repository/index", body={"ready": True}, headers=AUTH)[2])
+    assert ready and all(e["state"] == "READY" for e in ready) and "batch" not in [e["name"] for e in ready], ready
+    expect_error(srv, "POST", "/v2/repository/index", 400, "'ready' must be", body={"ready": 1})
     assert srv.request("POST", "/v2/repository/models/batch/load", headers=AUTH)[0] == 200
     assert srv.request("GET", "/v2/models/batch/versions/2/ready", headers=AUTH)[0] == 200
     # A model added to the folder after startup, then one that does not load.
