@@ -206,8 +206,13 @@ void HttpServer::Impl::do_accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || draining) return;
-      // Out of file descriptors and the like: keep accepting rather than go deaf.
-      return do_accept();
+      // Out of file descriptors and the like: retry after a pause rather than go deaf or
+      // spin on an error that repeats until connections close.
+      auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(50));
+      timer->async_wait([self = shared_from_this(), timer](beast::error_code) {
+        if (!self->draining) self->do_accept();
+      });
+      return;
     }
     socket.set_option(tcp::no_delay(true), ec);  // no Nagle: small responses go out at once
     auto conn = std::make_shared<Connection>(std::move(socket), shared_from_this());
