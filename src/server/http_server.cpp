@@ -38,6 +38,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   void do_accept();
   void close_idle_connections();
+  int open_connections();
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -54,11 +55,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Runs on the connection's strand: closes the connection unless a request is pending
   // (that one closes after its response).
+  // A request whose first bytes have arrived counts as pending too: the client sent it
+  // before the drain began, so it is served (and then the connection closes).
   void close_if_idle() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) self->close();
+      if (self->busy_ || self->closed_) return;
+      if (self->parser_ && self->parser_->got_some()) return;
+      char byte;
+      if (self->stream_.socket().is_open() &&
+          ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+        return;
+      self->close();
     });
   }
+
+  bool is_closed() const { return closed_; }
 
  private:
   void do_read() {
@@ -188,6 +199,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void close() {
+    closed_ = true;
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
@@ -200,6 +212,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<HttpServer::Impl> server_;
   std::shared_ptr<std::atomic<bool>> cancelled_;
   bool busy_ = false, keep_alive_ = true, close_after_ = false;
+  // Read by the draining thread: a closed connection has nothing left in flight even while a
+  // cancelled handler still holds the object.
+  std::atomic<bool> closed_{false};
 };
 
 void HttpServer::Impl::do_accept() {
@@ -232,6 +247,14 @@ void HttpServer::Impl::close_idle_connections() {
   std::lock_guard lock(conn_mutex);
   for (auto& w : connections)
     if (auto c = w.lock()) c->close_if_idle();
+}
+
+int HttpServer::Impl::open_connections() {
+  std::lock_guard lock(conn_mutex);
+  int n = 0;
+  for (auto& w : connections)
+    if (auto c = w.lock(); c && !c->is_closed()) ++n;
+  return n;
 }
 
 HttpServer::HttpServer(HttpOptions options, Handler handler) : impl_(std::make_shared<Impl>()) {
@@ -274,12 +297,12 @@ void HttpServer::stop(int timeout_s) {
   });
   impl_->close_idle_connections();
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  while (impl_->live_connections.load() > 0 && std::chrono::steady_clock::now() < until) {
+  while (impl_->open_connections() > 0 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     // A connection that was mid-read when the drain began goes idle later.
     impl_->close_idle_connections();
   }
-  if (int left = impl_->live_connections.load(); left > 0)
+  if (int left = impl_->open_connections(); left > 0)
     std::fprintf(stderr, "kpt serve: %d connection(s) still open after %d s, closing them\n", left,
                  timeout_s);
   impl_->ioc.stop();

@@ -5,6 +5,7 @@ Usage: test_sigterm.py KPT_BINARY
 """
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -39,7 +40,15 @@ def main():
         for t in threads:
             t.start()
         sent.wait()
-        time.sleep(0.05)  # let the server read them
+        # SIGTERM once the server has read all 16 (requests still unread in a socket buffer
+        # are served too, but this makes every one of them in flight for certain).
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            _, _, text = srv.request("GET", "/metrics")
+            m = re.search(rb"^kpt_requests_in_flight (\d+)", text, re.M)
+            if m and int(m.group(1)) >= 17:  # the 16 and this /metrics request
+                break
+            time.sleep(0.01)
         t0 = time.time()
         code, err = srv.stop(timeout=120)
         for t in threads:
