@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev
   python3-numpy python3-onnx python3-torch python3-torchvision
+  libboost-dev wrk prometheus curl
 )
 
 missing=()

@@ -11,5 +11,6 @@ void add_conformance(CLI::App& app);
 void add_optimize(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_validate(CLI::App& app);
+void add_serve(CLI::App& app);
 
 }  // namespace kpt::cli

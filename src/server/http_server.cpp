@@ -1,0 +1,313 @@
+#include "server/http_server.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "kpt/error.hpp"
+#include "server/protocol.hpp"
+
+namespace kpt::server {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+class Connection;
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  HttpOptions options;
+  Handler handler;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::atomic<bool> draining{false};
+  std::atomic<int> live_connections{0};
+  std::mutex conn_mutex;
+  std::list<std::weak_ptr<Connection>> connections;
+  uint16_t bound_port = 0;
+
+  void do_accept();
+  void close_idle_connections();
+  int open_connections();
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, std::shared_ptr<HttpServer::Impl> server)
+      : stream_(std::move(socket)), server_(std::move(server)) {
+    server_->live_connections.fetch_add(1);
+  }
+  ~Connection() { server_->live_connections.fetch_sub(1); }
+
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  }
+
+  // Runs on the connection's strand: closes the connection unless a request is pending
+  // (that one closes after its response).
+  // A request whose first bytes have arrived counts as pending too: the client sent it
+  // before the drain began, so it is served (and then the connection closes).
+  void close_if_idle() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->busy_ || self->closed_) return;
+      if (self->parser_ && self->parser_->got_some()) return;
+      char byte;
+      if (self->stream_.socket().is_open() &&
+          ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+        return;
+      self->close();
+    });
+  }
+
+  bool is_closed() const { return closed_; }
+
+ private:
+  void do_read() {
+    if (server_->draining) return close();
+    parser_.emplace();
+    parser_->body_limit(server_->options.max_body_bytes);
+    stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_s));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Connection::on_header, shared_from_this()));
+  }
+
+  // Clients that send "Expect: 100-continue" (curl for large bodies) wait for an interim
+  // 100 before sending the body; without it each such request stalls for a second.
+  void on_header(beast::error_code ec, size_t) {
+    if (ec) return on_read(ec, 0);
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *cont,
+                        [self = shared_from_this(), cont](beast::error_code wec, size_t) {
+                          if (wec) return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Connection::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec == http::error::body_limit) {
+      return send_error(413,
+                        "request body exceeds the limit of " +
+                            std::to_string(server_->options.max_body_bytes) + " bytes",
+                        true);
+    }
+    const auto& http_errors = beast::error_code(http::error::end_of_stream).category();
+    if (ec && ec.category() == http_errors && ec != http::error::end_of_stream &&
+        ec != http::error::partial_message) {
+      return send_error(400, std::string("malformed HTTP request: ") + ec.message(), true);
+    }
+    if (ec) return close();  // end of stream, timeout, reset
+    auto req = parser_->release();
+    stream_.expires_never();
+    busy_ = true;
+    keep_alive_ = req.keep_alive();
+    HttpRequest r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    r.authorization = std::string(req[http::field::authorization]);
+    auto ihcl = req["Inference-Header-Content-Length"];
+    if (!ihcl.empty()) {
+      try {
+        size_t pos = 0;
+        std::string s(ihcl);
+        r.inference_header_length = std::stoull(s, &pos);
+        if (pos != s.size()) throw std::invalid_argument("trailing characters");
+      } catch (const std::exception&) {
+        r.inference_header_error = "Inference-Header-Content-Length '" +
+                                   std::string(ihcl.substr(0, 40)) + "' is not a byte count";
+      }
+    }
+    r.body = std::move(req.body());
+    cancelled_ = std::make_shared<std::atomic<bool>>(false);
+    r.cancelled = cancelled_;
+    watch_for_disconnect();
+    auto self = shared_from_this();
+    server_->handler(std::move(r), [self](HttpResponse resp) {
+      net::post(self->stream_.get_executor(),
+                [self, resp = std::move(resp)]() mutable { self->write(std::move(resp), false); });
+    });
+  }
+
+  // While a request is pending the client sends nothing more (no pipelining from the
+  // clients we serve), so a zero-byte peek on a readable socket means it closed the
+  // connection. Readiness can be stale (an edge from bytes the last read already took), so a
+  // peek that would block re-arms the watch instead.
+  void watch_for_disconnect() {
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(),
+                                                         flag = cancelled_](beast::error_code ec) {
+      if (ec || !self->busy_ || flag != self->cancelled_) return;
+      char byte;
+      ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        flag->store(true);
+      } else if (n < 0) {
+        self->watch_for_disconnect();
+      }
+    });
+  }
+
+  void send_error(int status, const std::string& message, bool close_after) {
+    busy_ = true;
+    HttpResponse resp;
+    resp.status = status;
+    resp.body = error_body(message);
+    write(std::move(resp), close_after);
+  }
+
+  void write(HttpResponse resp, bool close_after) {
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->version(11);
+    res->result(static_cast<unsigned>(resp.status));
+    res->set(http::field::server, "kpt");
+    res->set(http::field::content_type, resp.content_type);
+    for (auto& [k, v] : resp.headers) res->set(k, v);
+    res->body() = std::move(resp.body);
+    close_after_ = close_after || !keep_alive_ || server_->draining;
+    res->keep_alive(!close_after_);
+    res->prepare_payload();
+    response_ = res;
+    stream_.expires_after(std::chrono::seconds(30));  // a client that never reads cannot hold us
+    http::async_write(stream_, *res,
+                      beast::bind_front_handler(&Connection::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, size_t) {
+    busy_ = false;
+    response_.reset();
+    if (ec || close_after_) return close();
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);  // ends the disconnect watch before the next read
+    do_read();
+  }
+
+  void close() {
+    closed_ = true;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<http::response<http::string_body>> response_;
+  std::shared_ptr<HttpServer::Impl> server_;
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+  bool busy_ = false, keep_alive_ = true, close_after_ = false;
+  // Read by the draining thread: a closed connection has nothing left in flight even while a
+  // cancelled handler still holds the object.
+  std::atomic<bool> closed_{false};
+};
+
+void HttpServer::Impl::do_accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || draining) return;
+      // Out of file descriptors and the like: retry after a pause rather than go deaf or
+      // spin on an error that repeats until connections close.
+      auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(50));
+      timer->async_wait([self = shared_from_this(), timer](beast::error_code) {
+        if (!self->draining) self->do_accept();
+      });
+      return;
+    }
+    socket.set_option(tcp::no_delay(true), ec);  // no Nagle: small responses go out at once
+    auto conn = std::make_shared<Connection>(std::move(socket), shared_from_this());
+    {
+      std::lock_guard lock(conn_mutex);
+      // Forget connections that have ended, so the list stays as long as the live ones.
+      for (auto it = connections.begin(); it != connections.end();)
+        it = it->expired() ? connections.erase(it) : std::next(it);
+      connections.push_back(conn);
+    }
+    conn->start();
+    do_accept();
+  });
+}
+
+void HttpServer::Impl::close_idle_connections() {
+  std::lock_guard lock(conn_mutex);
+  for (auto& w : connections)
+    if (auto c = w.lock()) c->close_if_idle();
+}
+
+int HttpServer::Impl::open_connections() {
+  std::lock_guard lock(conn_mutex);
+  int n = 0;
+  for (auto& w : connections)
+    if (auto c = w.lock(); c && !c->is_closed()) ++n;
+  return n;
+}
+
+HttpServer::HttpServer(HttpOptions options, Handler handler) : impl_(std::make_shared<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+}
+
+HttpServer::~HttpServer() {
+  stop(0);
+}
+
+void HttpServer::start() {
+  beast::error_code ec;
+  auto address = net::ip::make_address(impl_->options.host, ec);
+  check(!ec, "--host '" + impl_->options.host + "' is not an IP address (" + ec.message() + ")");
+  tcp::endpoint endpoint{address, impl_->options.port};
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  check(!ec, "cannot listen on " + impl_->options.host + ":" + std::to_string(impl_->options.port) +
+                 ": " + ec.message());
+  impl_->bound_port = acceptor.local_endpoint().port();
+  impl_->do_accept();
+  int n = std::max(1, impl_->options.io_threads);
+  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([impl = impl_] { impl->ioc.run(); });
+}
+
+uint16_t HttpServer::port() const {
+  return impl_->bound_port;
+}
+
+void HttpServer::stop(int timeout_s) {
+  if (impl_->threads.empty()) return;
+  impl_->draining = true;
+  net::post(impl_->ioc, [impl = impl_] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+  });
+  impl_->close_idle_connections();
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (impl_->open_connections() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // A connection that was mid-read when the drain began goes idle later.
+    impl_->close_idle_connections();
+  }
+  if (int left = impl_->open_connections(); left > 0)
+    std::fprintf(stderr, "kpt serve: %d connection(s) still open after %d s, closing them\n", left,
+                 timeout_s);
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+}  // namespace kpt::server
