@@ -284,6 +284,28 @@ TEST(CpuGemm, Int8KeepsCosineAboveThreeNines) {
       EXPECT_GE(cosine(fast, ref), 0.999);
       EXPECT_LE(relative_error(fast, ref), 4e-2);
     }
+    {
+      // Run-time C through the sum post-op, between the scaling and the zero-point shift.
+      const auto acc =
+          make_node("", "Gemm", 3,
+                    {ir::Attribute::of_float("alpha", 2.f), ir::Attribute::of_float("beta", 0.5f)});
+      auto [fast, ref] = both(acc, {a, rng.uniform({768, 129}), rng.uniform({m, 129}, -9.f, 9.f)},
+                              {false, true, false}, "dnnl.gemm(int8)", Precision::INT8);
+      EXPECT_GE(cosine(fast, ref), 0.999);
+      EXPECT_LE(relative_error(fast, ref), 4e-2);
+    }
+    {
+      const auto node =
+          make_node("kpt", "MatMulBiasAct", 3, {ir::Attribute::of_string("activation", "Relu")});
+      const Tensor w = rng.uniform({768, 129});
+      const Tensor bias = rng.uniform({129});
+      auto kernel = prepare(node, {a, w, bias}, {false, true, true}, Precision::INT8);
+      ASSERT_NE(kernel, nullptr);
+      const Tensor fast = run(node, {a, w, bias}, kernel.get());
+      const Tensor ref = reference_matmul_bias_act(a, w, &bias, "Relu");
+      EXPECT_GE(cosine(fast, ref), 0.999);
+      EXPECT_LE(relative_error(fast, ref), 4e-2);
+    }
   }
 }
 

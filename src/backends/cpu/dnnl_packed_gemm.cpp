@@ -95,10 +95,13 @@ dnnl::primitive_attr PackedGemm::attributes() const {
   // Our scratch, not oneDNN's: a primitive run from two threads at once must not share it.
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::post_ops ops;
+  if (opt_.precision == GemmPrecision::INT8) {
+    // Scale per column = activation scale (known per run) x weight scale, as a binary post-op
+    // over a run-time vector: oneDNN 2.6's brgemm kernels take no run-time output scales.
+    ops.append_binary(dnnl::algorithm::binary_mul, md({1, n_}, dt::f32, tag::ab));
+  }
   if (opt_.accumulate_beta != 0.f) ops.append_sum(opt_.accumulate_beta);
   if (opt_.precision == GemmPrecision::INT8) {
-    // Scale per column = activation scale (known per run) x weight scale.
-    attr.set_output_scales(1 << 1, {DNNL_RUNTIME_F32_VAL});
     // Bias and the zero-point correction, added after scaling.
     ops.append_binary(dnnl::algorithm::binary_add, md({1, n_}, dt::f32, tag::ab));
   }
@@ -194,9 +197,10 @@ bool PackedGemm::run(const float* a, int64_t m, const float* bias, float* y) con
         shift[j] = (bias ? bias[j] : 0.f) -
                    scales[j] * zp * static_cast<float>(w_column_sums_[static_cast<size_t>(j)]);
       }
-      args[DNNL_ARG_ATTR_OUTPUT_SCALES] = dnnl::memory(md({n_}, dt::f32, tag::a), eng, scales);
-      const int binary_index = opt_.accumulate_beta != 0.f ? 1 : 0;
-      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(binary_index) | DNNL_ARG_SRC_1] =
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+          dnnl::memory(md({1, n_}, dt::f32, tag::ab), eng, scales);
+      const int add_index = opt_.accumulate_beta != 0.f ? 2 : 1;
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(add_index) | DNNL_ARG_SRC_1] =
           dnnl::memory(md({1, n_}, dt::f32, tag::ab), eng, shift);
       break;
     }
