@@ -154,6 +154,8 @@ int main(int argc, char** argv) {
     }
   }
   cpu::set_num_threads(threads);
+  // CPU time adds up every thread's: GFLOP/s are then per core-second, not per second.
+  std::printf("%s time, ", use_cpu_clock ? "process CPU" : "wall");
   std::printf(
       "threads %d, %d timed runs each, alternating (median, best in brackets; ratio and totals "
       "from the best)\n",
