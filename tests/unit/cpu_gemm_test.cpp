@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <thread>
 
+#include "backends/cpu/dnnl_quantize.hpp"
 #include "backends/cpu/kernel_registry.hpp"
 #include "ir/graph.hpp"
 #include "kpt/session.hpp"
@@ -259,6 +262,45 @@ TEST(CpuGemm, Bf16StaysWithinBf16Rounding) {
     EXPECT_LE(err, 3e-2) << m;
     // Not exact: bf16 arithmetic ran for this M rather than a fallback to the fp32 reference.
     EXPECT_GT(err, 1e-6) << m;
+  }
+}
+
+TEST(CpuGemm, Bf16ConversionRoundsToNearestEven) {
+  auto bits = [](float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+  };
+  auto from_bits = [](uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  };
+  // 1 + 2^-8 is halfway between two bf16 values: ties go to the even one (1.0); a hair above
+  // rounds up; the odd neighbour's tie rounds up to even.
+  std::vector<float> x = {1.f,
+                          from_bits(0x3f808000u),
+                          from_bits(0x3f808001u),
+                          from_bits(0x3f818000u),
+                          -2.5f,
+                          std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN(),
+                          from_bits(0x7f800001u)};
+  const std::vector<uint16_t> want = {0x3f80, 0x3f80, 0x3f81, 0x3f82, 0xc020, 0x7f80};
+  // Long enough to be split across threads; the cases repeat along it.
+  const size_t n = 1 << 20;
+  std::vector<float> in(n);
+  for (size_t i = 0; i < n; ++i) in[i] = x[i % x.size()];
+  std::vector<uint16_t> out(n);
+  cpu::convert_to_bf16(in.data(), static_cast<int64_t>(n), out.data());
+  for (size_t i = 0; i < n; ++i) {
+    const size_t c = i % x.size();
+    if (c < want.size()) {
+      ASSERT_EQ(out[i], want[c]) << "input bits " << std::hex << bits(x[c]);
+    } else {
+      ASSERT_EQ(out[i] & 0x7f80, 0x7f80) << "NaN must stay NaN";
+      ASSERT_NE(out[i] & 0x7f, 0) << "NaN must stay NaN";
+    }
   }
 }
 

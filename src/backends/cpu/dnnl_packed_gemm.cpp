@@ -115,7 +115,6 @@ std::shared_ptr<const PackedGemm::Plan> PackedGemm::make_plan(int64_t m) const {
   auto& eng = dnnl_util::engine();
   auto plan = std::make_shared<Plan>();
   plan->src_md = a_desc(m, src_type(opt_.precision));
-  plan->src_f32_md = a_desc(m, dt::f32);
   const md dst({m, n_}, dt::f32, tag::ab);
   const auto desc =
       opt_.has_bias && opt_.precision != GemmPrecision::INT8
@@ -124,13 +123,6 @@ std::shared_ptr<const PackedGemm::Plan> PackedGemm::make_plan(int64_t m) const {
   const dnnl::matmul::primitive_desc pd(desc, attributes(), eng);
   plan->matmul = dnnl::matmul(pd);
   plan->scratchpad_bytes = pd.scratchpad_desc().get_size();
-  if (opt_.precision == GemmPrecision::BF16) {
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    const dnnl::reorder::primitive_desc rpd(eng, plan->src_f32_md, eng, plan->src_md, attr);
-    plan->to_bf16 = dnnl::reorder(rpd);
-    plan->scratchpad_bytes = std::max(plan->scratchpad_bytes, rpd.scratchpad_desc().get_size());
-  }
   return plan;
 }
 
@@ -172,12 +164,10 @@ bool PackedGemm::run(const float* a, int64_t m, const float* bias, float* y) con
       src = dnnl::memory(plan->src_md, eng, const_cast<float*>(a));
       break;
     case GemmPrecision::BF16: {
-      void* buf = dnnl_util::scratch(dnnl_util::Scratch::Source, static_cast<size_t>(count) * 2);
-      dnnl::memory f32(plan->src_f32_md, eng, const_cast<float*>(a));
+      auto* buf = static_cast<uint16_t*>(
+          dnnl_util::scratch(dnnl_util::Scratch::Source, static_cast<size_t>(count) * 2));
+      convert_to_bf16(a, count, buf);
       src = dnnl::memory(plan->src_md, eng, buf);
-      std::unordered_map<int, dnnl::memory> rargs{{DNNL_ARG_FROM, f32}, {DNNL_ARG_TO, src}};
-      if (pad) rargs[DNNL_ARG_SCRATCHPAD] = args[DNNL_ARG_SCRATCHPAD];
-      plan->to_bf16->execute(s, rargs);
       break;
     }
     case GemmPrecision::INT8: {

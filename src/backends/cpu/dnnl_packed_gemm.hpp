@@ -50,9 +50,7 @@ class PackedGemm {
  private:
   struct Plan {
     dnnl::matmul matmul;
-    dnnl::memory::desc src_md;      // what the matmul reads (f32, bf16 or u8)
-    dnnl::memory::desc src_f32_md;  // A as given
-    std::optional<dnnl::reorder> to_bf16;
+    dnnl::memory::desc src_md;  // what the matmul reads (f32, bf16 or u8)
     size_t scratchpad_bytes = 0;
   };
   std::shared_ptr<const Plan> plan_for(int64_t m) const;

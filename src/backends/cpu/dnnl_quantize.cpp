@@ -37,6 +37,18 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void quantiz
   }
 }
 
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void bf16_chunk(const float* x,
+                                                                                    int64_t n,
+                                                                                    uint16_t* y) {
+  const auto* bits = reinterpret_cast<const uint32_t*>(x);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = bits[i];
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    y[i] = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? 0x7fc0u : rounded);
+  }
+}
+
 constexpr int64_t kChunk = 16384;
 
 }  // namespace
@@ -68,6 +80,15 @@ ActivationQuant quantize_u8(const float* x, int64_t n, uint8_t* q) {
     }
   });
   return p;
+}
+
+void convert_to_bf16(const float* x, int64_t n, uint16_t* y) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  // About 256K elements per thread before splitting pays for waking the other threads.
+  parallel_for(chunks, 16, [&](int64_t begin, int64_t end) {
+    const int64_t start = begin * kChunk;
+    bf16_chunk(x + start, std::min(end * kChunk, n) - start, y + start);
+  });
 }
 
 void quantize_weights_s8(const float* w, int64_t k, int64_t n, bool transposed, int8_t* q,
