@@ -375,7 +375,9 @@ TEST(CpuGemm, SessionHistogramNamesDnnlKernelsAndMatchesReference) {
   const Session reference = Session::from_bytes(bytes, slow);
   const Session fast = Session::from_bytes(bytes);
   const auto hist = fast.kernel_histogram();
-  EXPECT_EQ(hist.count("dnnl.matmul(fp32)") ? hist.at("dnnl.matmul(fp32)") : 0, 1);
+  // The extended passes fuse MatMul + Relu into kpt.MatMulBiasAct.
+  EXPECT_EQ(hist.count("dnnl.matmul_bias_act(fp32)") ? hist.at("dnnl.matmul_bias_act(fp32)") : 0,
+            1);
   EXPECT_EQ(hist.count("dnnl.matmul_batched(fp32)") ? hist.at("dnnl.matmul_batched(fp32)") : 0, 1);
   for (int64_t batch : {1, 3}) {
     const std::map<std::string, Tensor> in = {{"x", rng.uniform({batch, 8, 32})},

@@ -11,8 +11,8 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "backends/cpu/conv_engine.hpp"
 #include "backends/cpu/conv_spec.hpp"
+#include "backends/cpu/dnnl_context.hpp"
 #include "backends/cpu/kernel_registry.hpp"
 #include "backends/cpu/parallel.hpp"
 #include "ops/run_node.hpp"
@@ -25,7 +25,8 @@ using tag = memory::format_tag;
 using dt = memory::data_type;
 
 dnnl::reorder reorder_of(const memory::desc& from, const memory::desc& to) {
-  return dnnl::reorder(dnnl::reorder::primitive_desc(conv_engine(), from, conv_engine(), to));
+  return dnnl::reorder(
+      dnnl::reorder::primitive_desc(dnnl_util::engine(), from, dnnl_util::engine(), to));
 }
 
 memory::dims to_dnnl(const std::vector<int64_t>& v) {
@@ -76,17 +77,19 @@ class DnnlConv : public ops::Kernel {
       return;
     }
     Tensor y = ctx.allocate_output(0, DType::F32, plan->out_dims);
-    dnnl::engine& eng = conv_engine();
-    dnnl::stream& s = conv_stream();
+    dnnl::engine& eng = dnnl_util::engine();
+    dnnl::stream& s = dnnl_util::stream();
     memory user_src(plan->user_src, eng, const_cast<void*>(x.raw()));
     memory user_dst(plan->user_dst, eng, y.raw());
     memory src = user_src, dst = user_dst;
     if (plan->reorder_src) {
-      src = memory(plan->src, eng, thread_scratch(kScratchSrc, plan->src.get_size()));
+      src = memory(plan->src, eng,
+                   dnnl_util::scratch(dnnl_util::Scratch::Source, plan->src.get_size()));
       plan->to_src.execute(s, user_src, src);
     }
     if (plan->reorder_dst)
-      dst = memory(plan->dst, eng, thread_scratch(kScratchDst, plan->dst.get_size()));
+      dst = memory(plan->dst, eng,
+                   dnnl_util::scratch(dnnl_util::Scratch::Destination, plan->dst.get_size()));
     if (z && !plan->z_binary) {
       // The sum post-op adds what dst holds before the convolution writes it.
       memory user_z(plan->user_dst, eng, const_cast<void*>(z->raw()));
@@ -103,7 +106,8 @@ class DnnlConv : public ops::Kernel {
     if (b_.defined()) args[DNNL_ARG_BIAS] = memory(bias_md(), eng, const_cast<void*>(b_.raw()));
     if (plan->scratchpad_bytes > 0)
       args[DNNL_ARG_SCRATCHPAD] =
-          memory(plan->scratchpad, eng, thread_scratch(kScratchPad, plan->scratchpad_bytes));
+          memory(plan->scratchpad, eng,
+                 dnnl_util::scratch(dnnl_util::Scratch::Scratchpad, plan->scratchpad_bytes));
     plan->conv.execute(s, args);
     if (plan->reorder_dst) plan->to_dst.execute(s, dst, user_dst);
     s.wait();
@@ -228,7 +232,7 @@ class DnnlConv : public ops::Kernel {
       return attr;
     };
     dnnl::primitive_attr attr;
-    dnnl::engine& eng = conv_engine();
+    dnnl::engine& eng = dnnl_util::engine();
     auto make_pd = [&](dnnl::algorithm alg) {
       auto d =
           b_.defined()
@@ -288,7 +292,7 @@ class DnnlConv : public ops::Kernel {
     for (const auto& [md, mem] : packed_) {
       if (md == want) return mem;
     }
-    dnnl::engine& eng = conv_engine();
+    dnnl::engine& eng = dnnl_util::engine();
     const memory::desc user(w_dims, dt::f32, w_dims.size() == 4 ? tag::oihw : tag::goihw);
     memory src(user, eng, const_cast<void*>(w_.raw()));
     auto dst = std::make_shared<memory>(want, eng);

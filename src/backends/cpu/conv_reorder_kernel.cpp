@@ -4,7 +4,7 @@
 #include <map>
 #include <mutex>
 
-#include "backends/cpu/conv_engine.hpp"
+#include "backends/cpu/dnnl_context.hpp"
 #include "backends/cpu/kernel_registry.hpp"
 #include "ops/run_node.hpp"
 
@@ -32,10 +32,10 @@ class BlockReorder : public ops::Kernel {
     const Dims out = to_blocked_ ? Dims{x.dim(0), x.dim(1) / 16, x.dim(2), x.dim(3), 16} : plain;
     Tensor y = ctx.allocate_output(0, DType::F32, out);
     const Entry& e = entry(plain);
-    memory src(e.src, conv_engine(), const_cast<void*>(x.raw()));
-    memory dst(e.dst, conv_engine(), y.raw());
-    e.reorder.execute(conv_stream(), src, dst);
-    conv_stream().wait();
+    memory src(e.src, dnnl_util::engine(), const_cast<void*>(x.raw()));
+    memory dst(e.dst, dnnl_util::engine(), y.raw());
+    e.reorder.execute(dnnl_util::stream(), src, dst);
+    dnnl_util::stream().wait();
     ctx.set_output(0, y);
   }
 
@@ -53,8 +53,8 @@ class BlockReorder : public ops::Kernel {
     const memory::desc nchw(d, memory::data_type::f32, memory::format_tag::nchw);
     const memory::desc blocked(d, memory::data_type::f32, memory::format_tag::nChw16c);
     Entry e{to_blocked_ ? nchw : blocked, to_blocked_ ? blocked : nchw, {}};
-    e.reorder =
-        dnnl::reorder(dnnl::reorder::primitive_desc(conv_engine(), e.src, conv_engine(), e.dst));
+    e.reorder = dnnl::reorder(
+        dnnl::reorder::primitive_desc(dnnl_util::engine(), e.src, dnnl_util::engine(), e.dst));
     return cache_.emplace(plain, std::move(e)).first->second;
   }
 

@@ -18,7 +18,7 @@ dnnl::stream& stream();
 // Scratch bytes of the calling thread, 64-byte aligned, grown on demand and reused by every
 // later call: large activations converted to bf16/u8 and oneDNN's scratchpad would otherwise
 // pay a fresh (page-faulting) allocation per run. `slot` separates buffers used at once.
-enum class Scratch { Scratchpad = 0, Source = 1, Vector = 2, Count = 3 };
+enum class Scratch { Scratchpad = 0, Source = 1, Vector = 2, Destination = 3, Count = 4 };
 void* scratch(Scratch slot, size_t bytes);
 
 dnnl::memory::dims to_dims(const Dims& d);
