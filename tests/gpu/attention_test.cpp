@@ -14,7 +14,7 @@ struct Case {
   bool causal, padded;
 };
 
-void run_case(DType dt, const Case& c) {
+void run_case(DType dt, const Case& c, int tile = 0) {
   auto& g = gpu();
   const Tensor q = random_tensor(dt, {c.batch, c.heads, c.seq_q, c.dim}, -2.0f, 2.0f);
   const Tensor k = random_tensor(dt, {c.batch, c.heads, c.seq_kv, c.dim}, -2.0f, 2.0f);
@@ -42,6 +42,7 @@ void run_case(DType dt, const Case& c) {
   a.o = dout.data();
   a.causal = c.causal;
   a.kv_lens = c.padded ? dlens.data_as<int32_t>() : nullptr;
+  a.tile = tile;
   cuda::flash_attention(a, g.stream.get());
   const Tensor got = g.download(dout);
 
@@ -56,14 +57,15 @@ void run_case(DType dt, const Case& c) {
                    std::to_string(c.batch) + " H" + std::to_string(c.heads) + " Sq" +
                    std::to_string(c.seq_q) + " Skv" + std::to_string(c.seq_kv) + " D" +
                    std::to_string(c.dim) + (c.causal ? " causal" : "") +
-                   (c.padded ? " padded" : ""));
+                   (c.padded ? " padded" : "") + " tile " + std::to_string(tile));
 }
 
 TEST(CudaAttention, MatchesReference) {
   for (DType dt : {DType::F16, DType::BF16})
     for (int64_t dim : {64, 128})
       for (bool causal : {false, true})
-        for (bool padded : {false, true}) run_case(dt, {2, 3, 200, 200, dim, causal, padded});
+        for (bool padded : {false, true})
+          for (int tile : {1, 2}) run_case(dt, {2, 3, 200, 200, dim, causal, padded}, tile);
 }
 
 TEST(CudaAttention, UnequalQueryAndKeyLengths) {
@@ -71,6 +73,7 @@ TEST(CudaAttention, UnequalQueryAndKeyLengths) {
     run_case(dt, {1, 2, 70, 300, 128, false, false});
     run_case(dt, {2, 2, 129, 65, 64, false, true});
     run_case(dt, {1, 4, 300, 300, 128, true, false});
+    run_case(dt, {1, 4, 300, 300, 128, true, false}, 1);
   }
 }
 

@@ -8,6 +8,7 @@
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/fp8.hpp"
 #include "core/cast.hpp"
+#include "kpt/error.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
 
 namespace kpt::gpu_test {
@@ -124,10 +125,25 @@ TEST(CudaFp8, CalibrationFindsAmaxAndScale) {
   EXPECT_FLOAT_EQ(cal.scale_host(g.stream.get()), host_amax / cuda::kE4M3Max);
 }
 
+TEST(CudaFp8, GemmRejectsShapesCublasLtCannotRun) {
+  cuda::Fp8GemmArgs args;
+  args.m = 200;  // not a multiple of 16
+  args.n = 256;
+  args.k = 512;
+  EXPECT_THROW(lt().run_fp8(args, gpu().stream.get()), Error);
+}
+
 TEST(CudaFp8, GemmWithCalibratedScalesMatchesReference) {
   auto& g = gpu();
-  const int64_t m = 200, n = 256, k = 512;
-  for (bool fast : {false, true}) {
+  const int64_t n = 256, k = 512;
+  struct Variant {
+    int64_t m;
+    bool fast, bias;
+  };
+  for (const Variant& var :
+       {Variant{208, false, false}, Variant{208, false, true}, Variant{256, true, true}}) {
+    const int64_t m = var.m;
+    const bool fast = var.fast;
     const Tensor a = random_tensor(DType::BF16, {m, k}, -2.0f, 2.0f);
     const Tensor b = random_tensor(DType::BF16, {n, k}, -0.1f, 0.1f);  // weight-like range
     const Tensor bias = random_tensor(DType::BF16, {n});
@@ -162,18 +178,19 @@ TEST(CudaFp8, GemmWithCalibratedScalesMatchesReference) {
     args.b_scale = cb.scale();
     args.c = dc.data();
     args.out = DType::BF16;
-    args.bias = dbias.data();
-    args.epilogue = Epilogue::Bias;
+    args.bias = var.bias ? dbias.data() : nullptr;
+    args.epilogue = var.bias ? Epilogue::Bias : Epilogue::None;
     args.fast_accum = fast;
     lt().run_fp8(args, g.stream.get());
     const Tensor got = g.download(dc);
-    const std::string tag = fast ? " (fast accumulation)" : "";
-    expect_close(got,
-                 reference_gemm(quantize_dequantize(a, sa), quantize_dequantize(b, sb), true, bias,
-                                Epilogue::Bias),
-                 1e-2, "fp8 gemm vs quantized reference" + tag);
+    const Epilogue e = var.bias ? Epilogue::Bias : Epilogue::None;
+    const std::string tag = " M" + std::to_string(m) + (var.bias ? " +bias" : "") +
+                            (fast ? " (fast accumulation)" : "");
+    expect_close(
+        got, reference_gemm(quantize_dequantize(a, sa), quantize_dequantize(b, sb), true, bias, e),
+        1e-2, "fp8 gemm vs quantized reference" + tag);
     // Against the unquantized product: the error e4m3 itself brings (3 mantissa bits).
-    expect_close(got, reference_gemm(a, b, true, bias, Epilogue::Bias), 6e-2,
+    expect_close(got, reference_gemm(a, b, true, bias, e), 6e-2,
                  "fp8 gemm vs bf16 reference" + tag);
   }
 }

@@ -72,8 +72,10 @@ void fill_random(cuda::DeviceBuffer& b, float range, cudaStream_t s) {
     } else if (b.dtype() == DType::BF16) {
       const uint16_t h = float_to_bfloat16(f);
       std::memcpy(&bytes[i * 2], &h, 2);
-    } else {
+    } else if (b.dtype() == DType::F8E4M3FN) {
       bytes[i] = float_to_f8(b.dtype(), f, true);
+    } else {
+      bytes[i] = static_cast<uint8_t>(x);  // byte data: the generator's bits
     }
   }
   auto* dst = static_cast<uint8_t*>(b.data());
@@ -177,15 +179,15 @@ int main(int argc, char** argv) try {
     const int64_t m = big, n = big, k = big;
     auto a = buffer(DType::F8E4M3FN, {m, k}, 200.0f), b = buffer(DType::F8E4M3FN, {n, k}, 200.0f);
     auto c = cuda::DeviceBuffer::allocate(DType::BF16, {m, n}, pool, s);
-    auto scales = buffer(DType::F32, {2}, 0.01f);
+    auto scale_a = buffer(DType::F32, {1}, 0.01f), scale_b = buffer(DType::F32, {1}, 0.01f);
     cuda::Fp8GemmArgs args;
     args.m = m;
     args.n = n;
     args.k = k;
     args.a = a.data();
     args.b = b.data();
-    args.a_scale = scales.data_as<float>();
-    args.b_scale = scales.data_as<float>() + 1;
+    args.a_scale = scale_a.data_as<float>();
+    args.b_scale = scale_b.data_as<float>();
     args.c = c.data();
     args.out = DType::BF16;
     args.fast_accum = fast;
@@ -206,29 +208,31 @@ int main(int argc, char** argv) try {
                         {DType::F16, 32, 12, 128, 64}};  // BERT-base, batch 32, seq 128
   if (quick) att.resize(1);
   for (const A& c : att)
-    for (bool causal : {false, true}) {
-      auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
-      auto k = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
-      auto v = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
-      auto o = cuda::DeviceBuffer::allocate(c.dt, {c.b, c.h, c.seq, c.d}, pool, s);
-      cuda::AttentionArgs a;
-      a.dtype = c.dt;
-      a.batch = c.b;
-      a.heads = c.h;
-      a.seq_q = a.seq_kv = c.seq;
-      a.head_dim = c.d;
-      a.q = q.data();
-      a.k = k.data();
-      a.v = v.data();
-      a.o = o.data();
-      a.causal = causal;
-      const double ms = time_ms(s, [&] { cuda::flash_attention(a, s); });
-      const std::string shape = "B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " S" +
-                                std::to_string(c.seq) + " D" + std::to_string(c.d);
-      rows.push_back(
-          {std::string("attention ") + std::string(dtype_name(c.dt)) + (causal ? " causal" : ""),
-           shape, ms, cuda::attention_flops(a) / ms / 1e9, 0});
-    }
+    for (bool causal : {false, true})
+      for (int tile : {1, 2}) {
+        auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
+        auto k = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
+        auto v = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
+        auto o = cuda::DeviceBuffer::allocate(c.dt, {c.b, c.h, c.seq, c.d}, pool, s);
+        cuda::AttentionArgs a;
+        a.dtype = c.dt;
+        a.batch = c.b;
+        a.heads = c.h;
+        a.seq_q = a.seq_kv = c.seq;
+        a.head_dim = c.d;
+        a.q = q.data();
+        a.k = k.data();
+        a.v = v.data();
+        a.o = o.data();
+        a.causal = causal;
+        a.tile = tile;
+        const double ms = time_ms(s, [&] { cuda::flash_attention(a, s); });
+        const std::string shape = "B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " S" +
+                                  std::to_string(c.seq) + " D" + std::to_string(c.d);
+        rows.push_back({std::string("attention ") + std::string(dtype_name(c.dt)) +
+                            (causal ? " causal" : "") + (tile == 1 ? " [8x16]" : " [4x32]"),
+                        shape, ms, cuda::attention_flops(a) / ms / 1e9, 0});
+      }
 
   // LayerNorm at BERT-base batch 32 x seq 128 (memory-bound: bytes read + written).
   {

@@ -25,6 +25,9 @@ struct AttentionArgs {
   // Key padding: batch b sees only its first kv_lens[b] keys ([batch] int32 on the device);
   // nullptr: all keys. A query with no visible key gets zeros.
   const int32_t* kv_lens = nullptr;
+  // Kernel tiling, for benchmarks comparing them: 0 = the default, 1 = 8 warps of 16 rows
+  // (Q kept in registers), 2 = 4 warps of 32 rows (K/V fragments reused twice).
+  int tile = 0;
 };
 
 // Throws kpt::Unsupported for dtypes or head dims it has no kernel for.

@@ -1,11 +1,11 @@
 // FlashAttention-2-style forward pass with mma.sync tensor-core instructions (sm_80 and up).
 //
-// A block of 8 warps owns 128 query rows (16 per warp) of one (batch, head); it walks the key
-// blocks of 64 keys, double-buffered in shared memory with cp.async so the next block loads
-// while this one computes. Each warp keeps its Q fragments, its 16x64 score tile and its
-// 16xD output accumulator in registers: S = Q K^T (fp32), online softmax in the exp2 domain,
-// then O += P V with P rounded to the input type. Shared-memory tiles are XOR-swizzled in
-// 16-byte chunks so ldmatrix reads of 8 rows hit 8 different bank groups.
+// A block of warps owns 128 query rows of one (batch, head); it walks the key blocks of 64 keys,
+// double-buffered in shared memory with cp.async so the next block loads while this one computes.
+// Each warp keeps its score tile (its rows x 64) and its output accumulator (its rows x D) in
+// registers: S = Q K^T (fp32), online softmax in the exp2 domain, then O += P V with P rounded to
+// the input type. Shared-memory tiles are XOR-swizzled in 16-byte chunks so ldmatrix reads of 8
+// rows hit 8 different bank groups.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -18,10 +18,7 @@ namespace kpt::cuda {
 
 namespace {
 
-constexpr int kBr = 128;  // query rows per block
-constexpr int kBc = 64;   // keys per block
-constexpr int kWarps = 8;
-constexpr int kThreads = kWarps * 32;
+constexpr int kBc = 64;  // keys per block
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -99,10 +96,10 @@ __device__ __forceinline__ int swz(int row, int chunk) {
 
 // Copies rows [row0, row0 + ROWS) of a [seq, D] matrix into a swizzled tile; rows at or past
 // `valid` are zero-filled (cp.async with a source size of 0 reads nothing).
-template <typename T, int D, int ROWS>
+template <typename T, int D, int ROWS, int THREADS>
 __device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t row0, int64_t valid) {
   constexpr int kChunks = D / 8;
-  for (int idx = threadIdx.x; idx < ROWS * kChunks; idx += kThreads) {
+  for (int idx = threadIdx.x; idx < ROWS * kChunks; idx += THREADS) {
     const int r = idx / kChunks, ch = idx % kChunks;
     const bool ok = row0 + r < valid;
     const T* g = ok ? src + (row0 + r) * D + ch * 8 : src;
@@ -110,11 +107,18 @@ __device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t row0, i
   }
 }
 
-template <typename T, int D, bool kCausal>
-__global__ void __launch_bounds__(kThreads, 1)
+// WARPS warps of MT 16-row tiles each: a block owns WARPS * MT * 16 query rows. MT = 2 lets a
+// warp use each K/V fragment it reads from shared memory twice (Q fragments are then re-read
+// from shared memory per k-step, as registers cannot hold both).
+template <typename T, int D, bool kCausal, int WARPS, int MT>
+__global__ void __launch_bounds__(WARPS * 32, 1)
     flash_forward(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                   T* __restrict__ o, int64_t heads, int64_t seq_q, int64_t seq_kv, float scale_log2,
                   const int32_t* __restrict__ kv_lens) {
+  constexpr int kThreads = WARPS * 32;
+  constexpr int kWarpRows = 16 * MT;
+  constexpr int kBr = WARPS * kWarpRows;
+  constexpr bool kQInRegs = MT == 1;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sq = reinterpret_cast<T*>(smem_raw);
   T* sk = sq + kBr * D;      // 2 stages of kBc x D
@@ -138,165 +142,224 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
-  const int wrow = warp * 16;  // this warp's first row in the block
+  const int wrow = warp * kWarpRows;  // this warp's first row in the block
 
-  load_tile<T, D, kBr>(sq, qg, q0, seq_q);
+  load_tile<T, D, kBr, kThreads>(sq, qg, q0, seq_q);
   if (n_blocks > 0) {
-    load_tile<T, D, kBc>(sk, kg, 0, seq_kv);
-    load_tile<T, D, kBc>(sv, vg, 0, seq_kv);
+    load_tile<T, D, kBc, kThreads>(sk, kg, 0, seq_kv);
+    load_tile<T, D, kBc, kThreads>(sv, vg, 0, seq_kv);
   }
   cp_async_commit();
 
   constexpr int kKSteps = D / 16;   // k-steps of Q K^T
   constexpr int kNTiles = kBc / 8;  // 8-wide score tiles
   constexpr int kDTiles = D / 8;    // 8-wide output tiles
-  uint32_t qf[kKSteps][4];
-  float acc[kDTiles][4];
+  uint32_t qf[kQInRegs ? kKSteps : 1][4];
+  float acc[MT][kDTiles][4];
 #pragma unroll
-  for (int i = 0; i < kDTiles; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
-  float m_run[2] = {-INFINITY, -INFINITY};
-  float l_run[2] = {0.0f, 0.0f};
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < kDTiles; ++i)
+      acc[mt][i][0] = acc[mt][i][1] = acc[mt][i][2] = acc[mt][i][3] = 0.0f;
+  float m_run[MT][2], l_run[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    m_run[mt][0] = m_run[mt][1] = -INFINITY;
+    l_run[mt][0] = l_run[mt][1] = 0.0f;
+  }
 
   for (int j = 0; j < n_blocks; ++j) {
     const int stage = j & 1;
     if (j + 1 < n_blocks) {
       const int next = (j + 1) & 1;
-      load_tile<T, D, kBc>(sk + next * kBc * D, kg, static_cast<int64_t>(j + 1) * kBc, seq_kv);
-      load_tile<T, D, kBc>(sv + next * kBc * D, vg, static_cast<int64_t>(j + 1) * kBc, seq_kv);
+      load_tile<T, D, kBc, kThreads>(sk + next * kBc * D, kg, static_cast<int64_t>(j + 1) * kBc,
+                                     seq_kv);
+      load_tile<T, D, kBc, kThreads>(sv + next * kBc * D, vg, static_cast<int64_t>(j + 1) * kBc,
+                                     seq_kv);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     __syncthreads();
-    if (j == 0) {
+    if constexpr (kQInRegs) {
+      if (j == 0) {
+#pragma unroll
+        for (int kk = 0; kk < kKSteps; ++kk) {
+          const int row = wrow + (lane % 8) + ((lane / 8) % 2) * 8;
+          ldmatrix_x4(smem_addr(sq + swz<D>(row, kk * 2 + lane / 16)), qf[kk]);
+        }
+      }
+    }
+    const int64_t kv0 = static_cast<int64_t>(j) * kBc;
+    // A causal block on the diagonal can lie wholly above this warp's rows: nothing to do.
+    const bool warp_masked = kCausal && kv0 > q0 + wrow + kWarpRows - 1;
+    if (!warp_masked) {
+      const T* skt = sk + stage * kBc * D;
+      const T* svt = sv + stage * kBc * D;
+
+      // S = Q K^T for this warp's rows and the block's 64 keys.
+      float s[MT][kNTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int i = 0; i < kNTiles; ++i)
+          s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.0f;
 #pragma unroll
       for (int kk = 0; kk < kKSteps; ++kk) {
-        const int row = wrow + (lane % 8) + ((lane / 8) % 2) * 8;
-        ldmatrix_x4(smem_addr(sq + swz<D>(row, kk * 2 + lane / 16)), qf[kk]);
-      }
-    }
-    const T* skt = sk + stage * kBc * D;
-    const T* svt = sv + stage * kBc * D;
-
-    // S = Q K^T for this warp's 16 rows and the block's 64 keys.
-    float s[kNTiles][4];
+        uint32_t qa[MT][4];
 #pragma unroll
-    for (int i = 0; i < kNTiles; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < kKSteps; ++kk) {
-#pragma unroll
-      for (int np = 0; np < kNTiles / 2; ++np) {
-        uint32_t r[4];
-        const int key = np * 16 + (lane % 8) + (lane / 16) * 8;
-        ldmatrix_x4(smem_addr(skt + swz<D>(key, kk * 2 + (lane / 8) % 2)), r);
-        mma_16816<T>(s[2 * np], qf[kk], r[0], r[1]);
-        mma_16816<T>(s[2 * np + 1], qf[kk], r[2], r[3]);
-      }
-    }
-
-    // Scale into the exp2 domain and mask keys past the padding or the causal diagonal.
-    const int64_t kv0 = static_cast<int64_t>(j) * kBc;
-    const bool need_mask = kv0 + kBc > kv_len || (kCausal && kv0 + kBc - 1 > q0 + wrow);
-#pragma unroll
-    for (int nt = 0; nt < kNTiles; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[nt][e] * scale_log2;
-        if (need_mask) {
-          const int64_t key = kv0 + nt * 8 + 2 * t + (e & 1);
-          const int64_t qi = q0 + wrow + g + (e >= 2 ? 8 : 0);
-          if (key >= kv_len || (kCausal && key > qi)) x = -INFINITY;
+        for (int mt = 0; mt < MT; ++mt) {
+          if constexpr (kQInRegs) {
+            qa[mt][0] = qf[kk][0];
+            qa[mt][1] = qf[kk][1];
+            qa[mt][2] = qf[kk][2];
+            qa[mt][3] = qf[kk][3];
+          } else {
+            const int row = wrow + mt * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+            ldmatrix_x4(smem_addr(sq + swz<D>(row, kk * 2 + lane / 16)), qa[mt]);
+          }
         }
-        s[nt][e] = x;
+#pragma unroll
+        for (int np = 0; np < kNTiles / 2; ++np) {
+          uint32_t r[4];
+          const int key = np * 16 + (lane % 8) + (lane / 16) * 8;
+          ldmatrix_x4(smem_addr(skt + swz<D>(key, kk * 2 + (lane / 8) % 2)), r);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_16816<T>(s[mt][2 * np], qa[mt], r[0], r[1]);
+            mma_16816<T>(s[mt][2 * np + 1], qa[mt], r[2], r[3]);
+          }
+        }
       }
-    }
 
-    // Online softmax: each thread holds two rows (g and g + 8), shared with its quad.
+      // Scale into the exp2 domain and mask keys past the padding or the causal diagonal.
+      const bool need_mask = kv0 + kBc > kv_len || (kCausal && kv0 + kBc - 1 > q0 + wrow);
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float mx = -INFINITY;
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int nt = 0; nt < kNTiles; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m_run[h], mx);
-      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // all masked so far
-      const float alpha = fast_exp2(m_run[h] - m_use);
-      float sum = 0.0f;
+        for (int nt = 0; nt < kNTiles; ++nt) {
 #pragma unroll
-      for (int nt = 0; nt < kNTiles; ++nt) {
-        s[nt][2 * h] = fast_exp2(s[nt][2 * h] - m_use);
-        s[nt][2 * h + 1] = fast_exp2(s[nt][2 * h + 1] - m_use);
-        sum += s[nt][2 * h] + s[nt][2 * h + 1];
-      }
-      // The partial sum stays per thread; the quad is summed once at the end.
-      l_run[h] = l_run[h] * alpha + sum;
-      m_run[h] = m_new;
-#pragma unroll
-      for (int dt = 0; dt < kDTiles; ++dt) {
-        acc[dt][2 * h] *= alpha;
-        acc[dt][2 * h + 1] *= alpha;
-      }
-    }
+          for (int e = 0; e < 4; ++e) {
+            float x = s[mt][nt][e] * scale_log2;
+            if (need_mask) {
+              const int64_t key = kv0 + nt * 8 + 2 * t + (e & 1);
+              const int64_t qi = q0 + wrow + mt * 16 + g + (e >= 2 ? 8 : 0);
+              if (key >= kv_len || (kCausal && key > qi)) x = -INFINITY;
+            }
+            s[mt][nt][e] = x;
+          }
+        }
 
-    // O += P V: the score accumulators become A fragments directly (same thread layout).
+        // Online softmax: each thread holds two rows (g and g + 8) per 16-row tile, shared with
+        // its quad.
 #pragma unroll
-    for (int kk = 0; kk < kBc / 16; ++kk) {
-      uint32_t pa[4];
-      pa[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-      pa[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-      pa[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int dp = 0; dp < kDTiles / 2; ++dp) {
-        uint32_t r[4];
-        const int key = kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
-        ldmatrix_x4_trans(smem_addr(svt + swz<D>(key, dp * 2 + lane / 16)), r);
-        mma_16816<T>(acc[2 * dp], pa, r[0], r[1]);
-        mma_16816<T>(acc[2 * dp + 1], pa, r[2], r[3]);
+        for (int h = 0; h < 2; ++h) {
+          float mx = -INFINITY;
+#pragma unroll
+          for (int nt = 0; nt < kNTiles; ++nt)
+            mx = fmaxf(mx, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          const float m_new = fmaxf(m_run[mt][h], mx);
+          const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // all masked so far
+          const float alpha = fast_exp2(m_run[mt][h] - m_use);
+          float sum = 0.0f;
+#pragma unroll
+          for (int nt = 0; nt < kNTiles; ++nt) {
+            s[mt][nt][2 * h] = fast_exp2(s[mt][nt][2 * h] - m_use);
+            s[mt][nt][2 * h + 1] = fast_exp2(s[mt][nt][2 * h + 1] - m_use);
+            sum += s[mt][nt][2 * h] + s[mt][nt][2 * h + 1];
+          }
+          // The partial sum stays per thread; the quad is summed once at the end.
+          l_run[mt][h] = l_run[mt][h] * alpha + sum;
+          m_run[mt][h] = m_new;
+#pragma unroll
+          for (int dt = 0; dt < kDTiles; ++dt) {
+            acc[mt][dt][2 * h] *= alpha;
+            acc[mt][dt][2 * h + 1] *= alpha;
+          }
+        }
+
+        // O += P V: the score accumulators become A fragments directly (same thread layout).
+#pragma unroll
+      for (int kk = 0; kk < kBc / 16; ++kk) {
+        uint32_t pa[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          pa[mt][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+          pa[mt][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+          pa[mt][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+          pa[mt][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int dp = 0; dp < kDTiles / 2; ++dp) {
+          uint32_t r[4];
+          const int key = kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+          ldmatrix_x4_trans(smem_addr(svt + swz<D>(key, dp * 2 + lane / 16)), r);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_16816<T>(acc[mt][2 * dp], pa[mt], r[0], r[1]);
+            mma_16816<T>(acc[mt][2 * dp + 1], pa[mt], r[2], r[3]);
+          }
+        }
       }
     }
     __syncthreads();  // this stage is overwritten by the load two iterations on
   }
 
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    float l = l_run[h];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    const int64_t row = q0 + wrow + g + h * 8;
-    if (row < seq_q) {
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int dt = 0; dt < kDTiles; ++dt) {
-        const uint32_t packed = pack2<T>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
-        *reinterpret_cast<uint32_t*>(og + row * D + dt * 8 + 2 * t) = packed;
+    for (int h = 0; h < 2; ++h) {
+      float l = l_run[mt][h];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      const int64_t row = q0 + wrow + mt * 16 + g + h * 8;
+      if (row < seq_q) {
+#pragma unroll
+        for (int dt = 0; dt < kDTiles; ++dt) {
+          const uint32_t packed = pack2<T>(acc[mt][dt][2 * h] * inv, acc[mt][dt][2 * h + 1] * inv);
+          *reinterpret_cast<uint32_t*>(og + row * D + dt * 8 + 2 * t) = packed;
+        }
       }
     }
-  }
 }
 
-template <typename T, int D, bool kCausal>
+template <typename T, int D, bool kCausal, int WARPS, int MT>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
-  auto kernel = flash_forward<T, D, kCausal>;
+  constexpr int kBr = WARPS * MT * 16;
+  auto kernel = flash_forward<T, D, kCausal, WARPS, MT>;
   const int smem = (kBr * D + 4 * kBc * D) * static_cast<int>(sizeof(T));
   KPT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(D));
   const dim3 grid(static_cast<unsigned>((a.seq_q + kBr - 1) / kBr),
                   static_cast<unsigned>(a.batch * a.heads));
-  kernel<<<grid, kThreads, smem, stream>>>(
+  kernel<<<grid, WARPS * 32, smem, stream>>>(
       static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v),
       static_cast<T*>(a.o), a.heads, a.seq_q, a.seq_kv, scale * 1.4426950408889634f, a.kv_lens);
   KPT_CUDA_CHECK_LAUNCH();
 }
 
+template <typename T, int D, bool kCausal>
+void launch_tiles(const AttentionArgs& a, cudaStream_t stream) {
+  // Tile 1: 8 warps x 16 rows (Q in registers). Tile 2 (default): 4 warps x 32 rows.
+  if (a.tile == 1) {
+    launch<T, D, kCausal, 8, 1>(a, stream);
+  } else {
+    launch<T, D, kCausal, 4, 2>(a, stream);
+  }
+}
+
 template <typename T>
 void launch_typed(const AttentionArgs& a, cudaStream_t stream) {
   if (a.head_dim == 64) {
-    a.causal ? launch<T, 64, true>(a, stream) : launch<T, 64, false>(a, stream);
+    a.causal ? launch_tiles<T, 64, true>(a, stream) : launch_tiles<T, 64, false>(a, stream);
   } else {
-    a.causal ? launch<T, 128, true>(a, stream) : launch<T, 128, false>(a, stream);
+    a.causal ? launch_tiles<T, 128, true>(a, stream) : launch_tiles<T, 128, false>(a, stream);
   }
 }
 

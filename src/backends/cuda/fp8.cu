@@ -72,8 +72,8 @@ void quantize_e4m3(DType dtype, const void* x, int64_t n, const float* scale, vo
 
 Fp8Calibrator::Fp8Calibrator() {
   require_device();
-  KPT_CUDA_CHECK(cudaMalloc(&state_, 2 * sizeof(float)));
-  KPT_CUDA_CHECK(cudaMemset(state_, 0, 2 * sizeof(float)));
+  KPT_CUDA_CHECK(cudaMalloc(&state_, 2 * kScaleOffset * sizeof(float)));
+  KPT_CUDA_CHECK(cudaMemset(state_, 0, 2 * kScaleOffset * sizeof(float)));
 }
 
 Fp8Calibrator::~Fp8Calibrator() {
@@ -81,7 +81,7 @@ Fp8Calibrator::~Fp8Calibrator() {
 }
 
 void Fp8Calibrator::reset(cudaStream_t stream) {
-  KPT_CUDA_CHECK(cudaMemsetAsync(state_, 0, 2 * sizeof(float), stream));
+  KPT_CUDA_CHECK(cudaMemsetAsync(state_, 0, 2 * kScaleOffset * sizeof(float), stream));
 }
 
 void Fp8Calibrator::observe(DType dtype, const void* x, int64_t n, cudaStream_t stream) {
@@ -89,8 +89,8 @@ void Fp8Calibrator::observe(DType dtype, const void* x, int64_t n, cudaStream_t 
 }
 
 const float* Fp8Calibrator::finalize(cudaStream_t stream) {
-  scale_from_amax(state_, state_ + 1, stream);
-  return state_ + 1;
+  scale_from_amax(state_, state_ + kScaleOffset, stream);
+  return state_ + kScaleOffset;
 }
 
 float Fp8Calibrator::amax_host(cudaStream_t stream) const {
@@ -102,7 +102,8 @@ float Fp8Calibrator::amax_host(cudaStream_t stream) const {
 
 float Fp8Calibrator::scale_host(cudaStream_t stream) const {
   float v = 0;
-  KPT_CUDA_CHECK(cudaMemcpyAsync(&v, state_ + 1, sizeof v, cudaMemcpyDeviceToHost, stream));
+  KPT_CUDA_CHECK(
+      cudaMemcpyAsync(&v, state_ + kScaleOffset, sizeof v, cudaMemcpyDeviceToHost, stream));
   KPT_CUDA_CHECK(cudaStreamSynchronize(stream));
   return v;
 }

@@ -34,13 +34,16 @@ class Fp8Calibrator {
   void observe(DType dtype, const void* x, int64_t n, cudaStream_t stream);
   // Computes the scale from what was observed; returns the device pointer the GEMM reads.
   const float* finalize(cudaStream_t stream);
-  const float* scale() const { return state_ + 1; }
+  const float* scale() const { return state_ + kScaleOffset; }
   // Host copies (synchronize `stream`): for reports and tests.
   float amax_host(cudaStream_t stream) const;
   float scale_host(cudaStream_t stream) const;
 
  private:
-  float* state_ = nullptr;  // [0] amax, [1] scale
+  // [0] amax, [kScaleOffset] scale: 16 bytes apart so the scale pointer the GEMM reads is as
+  // aligned as a fresh allocation.
+  static constexpr int kScaleOffset = 4;
+  float* state_ = nullptr;
 };
 
 }  // namespace kpt::cuda

@@ -207,8 +207,11 @@ void CublasLtGemm::run(GemmPrecision precision, const GemmShape& shape, const vo
 
 void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {
   if (args.m <= 0 || args.n <= 0 || args.k <= 0) throw Error("FP8 GEMM needs positive M, N, K");
-  if (args.k % 16 != 0 || args.n % 16 != 0)
-    throw Error("FP8 GEMM needs K and N to be multiples of 16 (cuBLASLt's alignment rule)");
+  // cuBLASLt's FP8 kernels reject other shapes at launch (CUBLAS_STATUS_NOT_SUPPORTED, seen on
+  // an H200 with M = 200); callers pad M (tokens) to a multiple of 16.
+  if (args.m % 16 != 0 || args.k % 16 != 0 || args.n % 16 != 0)
+    throw Error("FP8 GEMM needs M, N and K to be multiples of 16, got " + std::to_string(args.m) +
+                "x" + std::to_string(args.n) + "x" + std::to_string(args.k));
   if (args.out != DType::BF16 && args.out != DType::F16) throw Error("FP8 GEMM writes f16 or bf16");
   if (!args.a_scale || !args.b_scale) throw Error("FP8 GEMM needs both scales");
   const GemmShape shape{args.m, args.n, args.k, true};
