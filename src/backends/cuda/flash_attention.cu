@@ -144,11 +144,11 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
   const int g = lane / 4, t = lane % 4;
   const int wrow = warp * kWarpRows;  // this warp's first row in the block
 
+  // Two copy groups per key block, K then V, so that S = Q K^T starts while V still arrives.
   load_tile<T, D, kBr, kThreads>(sq, qg, q0, seq_q);
-  if (n_blocks > 0) {
-    load_tile<T, D, kBc, kThreads>(sk, kg, 0, seq_kv);
-    load_tile<T, D, kBc, kThreads>(sv, vg, 0, seq_kv);
-  }
+  if (n_blocks > 0) load_tile<T, D, kBc, kThreads>(sk, kg, 0, seq_kv);
+  cp_async_commit();
+  if (n_blocks > 0) load_tile<T, D, kBc, kThreads>(sv, vg, 0, seq_kv);
   cp_async_commit();
 
   constexpr int kKSteps = D / 16;   // k-steps of Q K^T
@@ -169,18 +169,10 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
   }
 
   for (int j = 0; j < n_blocks; ++j) {
-    const int stage = j & 1;
-    if (j + 1 < n_blocks) {
-      const int next = (j + 1) & 1;
-      load_tile<T, D, kBc, kThreads>(sk + next * kBc * D, kg, static_cast<int64_t>(j + 1) * kBc,
-                                     seq_kv);
-      load_tile<T, D, kBc, kThreads>(sv + next * kBc * D, vg, static_cast<int64_t>(j + 1) * kBc,
-                                     seq_kv);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    const int stage = j & 1, next = (j + 1) & 1;
+    const bool more = j + 1 < n_blocks;
+    // Pending: K_j, V_j. K_j is needed now.
+    cp_async_wait<1>();
     __syncthreads();
     if constexpr (kQInRegs) {
       if (j == 0) {
@@ -194,12 +186,11 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
     const int64_t kv0 = static_cast<int64_t>(j) * kBc;
     // A causal block on the diagonal can lie wholly above this warp's rows: nothing to do.
     const bool warp_masked = kCausal && kv0 > q0 + wrow + kWarpRows - 1;
+    const T* skt = sk + stage * kBc * D;
+    const T* svt = sv + stage * kBc * D;
+    // S = Q K^T for this warp's rows and the block's 64 keys.
+    float s[MT][kNTiles][4];
     if (!warp_masked) {
-      const T* skt = sk + stage * kBc * D;
-      const T* svt = sv + stage * kBc * D;
-
-      // S = Q K^T for this warp's rows and the block's 64 keys.
-      float s[MT][kNTiles][4];
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -232,22 +223,29 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
           }
         }
       }
-
-      // Scale into the exp2 domain and mask keys past the padding or the causal diagonal.
+    }
+    // Every warp is past its last read of K stage `next` (previous iteration): refill it.
+    if (more)
+      load_tile<T, D, kBc, kThreads>(sk + next * kBc * D, kg, static_cast<int64_t>(j + 1) * kBc,
+                                     seq_kv);
+    cp_async_commit();  // an empty group when there is nothing to load keeps the counting simple
+    if (!warp_masked) {
+      // Mask keys past the padding or the causal diagonal (block-relative ints: cheaper in
+      // registers than 64-bit positions).
       const bool need_mask = kv0 + kBc > kv_len || (kCausal && kv0 + kBc - 1 > q0 + wrow);
+      const int key_limit = static_cast<int>(min(kv_len - kv0, static_cast<int64_t>(kBc)));
+      const int diag = static_cast<int>(q0 - kv0);  // key_local > row_local + diag is masked
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
         for (int nt = 0; nt < kNTiles; ++nt) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            float x = s[mt][nt][e] * scale_log2;
             if (need_mask) {
-              const int64_t key = kv0 + nt * 8 + 2 * t + (e & 1);
-              const int64_t qi = q0 + wrow + mt * 16 + g + (e >= 2 ? 8 : 0);
-              if (key >= kv_len || (kCausal && key > qi)) x = -INFINITY;
+              const int key = nt * 8 + 2 * t + (e & 1);
+              const int row = wrow + mt * 16 + g + (e >= 2 ? 8 : 0);
+              if (key >= key_limit || (kCausal && key > row + diag)) s[mt][nt][e] = -INFINITY;
             }
-            s[mt][nt][e] = x;
           }
         }
 
@@ -263,14 +261,15 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
             mx = fmaxf(mx, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-          const float m_new = fmaxf(m_run[mt][h], mx);
+          // Scores stay unscaled; the exp2-domain scale is folded into one FFMA per element.
+          const float m_new = fmaxf(m_run[mt][h], mx * scale_log2);
           const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // all masked so far
           const float alpha = fast_exp2(m_run[mt][h] - m_use);
           float sum = 0.0f;
 #pragma unroll
           for (int nt = 0; nt < kNTiles; ++nt) {
-            s[mt][nt][2 * h] = fast_exp2(s[mt][nt][2 * h] - m_use);
-            s[mt][nt][2 * h + 1] = fast_exp2(s[mt][nt][2 * h + 1] - m_use);
+            s[mt][nt][2 * h] = fast_exp2(fmaf(s[mt][nt][2 * h], scale_log2, -m_use));
+            s[mt][nt][2 * h + 1] = fast_exp2(fmaf(s[mt][nt][2 * h + 1], scale_log2, -m_use));
             sum += s[mt][nt][2 * h] + s[mt][nt][2 * h + 1];
           }
           // The partial sum stays per thread; the quad is summed once at the end.
@@ -282,8 +281,12 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
             acc[mt][dt][2 * h + 1] *= alpha;
           }
         }
-
-        // O += P V: the score accumulators become A fragments directly (same thread layout).
+    }
+    // Pending: V_j and K_{j+1}. V_j is needed now.
+    cp_async_wait<1>();
+    __syncthreads();
+    if (!warp_masked) {
+      // O += P V: the score accumulators become A fragments directly (same thread layout).
 #pragma unroll
       for (int kk = 0; kk < kBc / 16; ++kk) {
         uint32_t pa[MT][4];
@@ -307,8 +310,13 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
         }
       }
     }
-    __syncthreads();  // this stage is overwritten by the load two iterations on
+    // Every warp is past its last read of V stage `next` (previous iteration): refill it.
+    if (more)
+      load_tile<T, D, kBc, kThreads>(sv + next * kBc * D, vg, static_cast<int64_t>(j + 1) * kBc,
+                                     seq_kv);
+    cp_async_commit();
   }
+  cp_async_wait<0>();  // no copy may outlive the block (n_blocks == 0 leaves Q's in flight)
 
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
