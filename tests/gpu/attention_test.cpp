@@ -65,7 +65,7 @@ TEST(CudaAttention, MatchesReference) {
     for (int64_t dim : {64, 128})
       for (bool causal : {false, true})
         for (bool padded : {false, true})
-          for (int tile : {1, 2}) run_case(dt, {2, 3, 200, 200, dim, causal, padded}, tile);
+          for (int tile : {2, 3}) run_case(dt, {2, 3, 200, 200, dim, causal, padded}, tile);
 }
 
 TEST(CudaAttention, UnequalQueryAndKeyLengths) {
@@ -73,7 +73,7 @@ TEST(CudaAttention, UnequalQueryAndKeyLengths) {
     run_case(dt, {1, 2, 70, 300, 128, false, false});
     run_case(dt, {2, 2, 129, 65, 64, false, true});
     run_case(dt, {1, 4, 300, 300, 128, true, false});
-    run_case(dt, {1, 4, 300, 300, 128, true, false}, 1);
+    run_case(dt, {1, 4, 300, 300, 128, true, false}, 2);
   }
 }
 

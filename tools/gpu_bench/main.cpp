@@ -209,7 +209,7 @@ int main(int argc, char** argv) try {
   if (quick) att.resize(1);
   for (const A& c : att)
     for (bool causal : {false, true})
-      for (int tile : {1, 2}) {
+      for (int tile : {2, 3}) {
         auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
         auto k = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
         auto v = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
@@ -230,7 +230,7 @@ int main(int argc, char** argv) try {
         const std::string shape = "B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " S" +
                                   std::to_string(c.seq) + " D" + std::to_string(c.d);
         rows.push_back({std::string("attention ") + std::string(dtype_name(c.dt)) +
-                            (causal ? " causal" : "") + (tile == 1 ? " [8x16]" : " [4x32]"),
+                            (causal ? " causal" : "") + (tile == 2 ? " [kv64]" : " [kv32]"),
                         shape, ms, cuda::attention_flops(a) / ms / 1e9, 0});
       }
 

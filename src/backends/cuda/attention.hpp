@@ -25,8 +25,8 @@ struct AttentionArgs {
   // Key padding: batch b sees only its first kv_lens[b] keys ([batch] int32 on the device);
   // nullptr: all keys. A query with no visible key gets zeros.
   const int32_t* kv_lens = nullptr;
-  // Kernel tiling, for benchmarks comparing them: 0 = the default, 1 = 8 warps of 16 rows
-  // (Q kept in registers), 2 = 4 warps of 32 rows (K/V fragments reused twice).
+  // Kernel tiling, for benchmarks comparing them: 0 = chosen by seq_kv, 2 = 4 warps
+  // of 32 query rows over 64-key blocks, 3 = the same over 32-key blocks.
   int tile = 0;
 };
 

@@ -1,11 +1,11 @@
 // FlashAttention-2-style forward pass with mma.sync tensor-core instructions (sm_80 and up).
 //
-// A block of warps owns 128 query rows of one (batch, head); it walks the key blocks of 64 keys,
-// double-buffered in shared memory with cp.async so the next block loads while this one computes.
-// Each warp keeps its score tile (its rows x 64) and its output accumulator (its rows x D) in
-// registers: S = Q K^T (fp32), online softmax in the exp2 domain, then O += P V with P rounded to
-// the input type. Shared-memory tiles are XOR-swizzled in 16-byte chunks so ldmatrix reads of 8
-// rows hit 8 different bank groups.
+// A block of 4 warps owns 128 query rows of one (batch, head); it walks blocks of 32 or 64 keys,
+// double-buffered in shared memory with cp.async (K and V in separate copy groups, so Q K^T starts
+// while V still arrives). Each warp keeps its score tile (32 rows x keys) and its output
+// accumulator (32 rows x D) in registers: S = Q K^T (fp32), online softmax in the exp2 domain, then
+// O += P V with P rounded to the input type. Shared-memory tiles are XOR-swizzled in 16-byte chunks
+// so ldmatrix reads of 8 rows hit 8 different bank groups.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -17,8 +17,6 @@
 namespace kpt::cuda {
 
 namespace {
-
-constexpr int kBc = 64;  // keys per block
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -107,10 +105,10 @@ __device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t row0, i
   }
 }
 
-// WARPS warps of MT 16-row tiles each: a block owns WARPS * MT * 16 query rows. MT = 2 lets a
-// warp use each K/V fragment it reads from shared memory twice (Q fragments are then re-read
-// from shared memory per k-step, as registers cannot hold both).
-template <typename T, int D, bool kCausal, int WARPS, int MT>
+// WARPS warps of MT 16-row tiles each, over blocks of kBc keys: a block owns WARPS * MT * 16 query
+// rows. MT = 2 lets a warp use each K/V fragment it reads from shared memory twice (Q fragments are
+// then re-read from shared memory per k-step, as registers cannot hold both).
+template <typename T, int D, bool kCausal, int WARPS, int MT, int kBc>
 __global__ void __launch_bounds__(WARPS * 32, 1)
     flash_forward(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                   T* __restrict__ o, int64_t heads, int64_t seq_q, int64_t seq_kv, float scale_log2,
@@ -118,7 +116,6 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
   constexpr int kThreads = WARPS * 32;
   constexpr int kWarpRows = 16 * MT;
   constexpr int kBr = WARPS * kWarpRows;
-  constexpr bool kQInRegs = MT == 1;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sq = reinterpret_cast<T*>(smem_raw);
   T* sk = sq + kBr * D;      // 2 stages of kBc x D
@@ -154,7 +151,6 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
   constexpr int kKSteps = D / 16;   // k-steps of Q K^T
   constexpr int kNTiles = kBc / 8;  // 8-wide score tiles
   constexpr int kDTiles = D / 8;    // 8-wide output tiles
-  uint32_t qf[kQInRegs ? kKSteps : 1][4];
   float acc[MT][kDTiles][4];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -174,15 +170,6 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
     // Pending: K_j, V_j. K_j is needed now.
     cp_async_wait<1>();
     __syncthreads();
-    if constexpr (kQInRegs) {
-      if (j == 0) {
-#pragma unroll
-        for (int kk = 0; kk < kKSteps; ++kk) {
-          const int row = wrow + (lane % 8) + ((lane / 8) % 2) * 8;
-          ldmatrix_x4(smem_addr(sq + swz<D>(row, kk * 2 + lane / 16)), qf[kk]);
-        }
-      }
-    }
     const int64_t kv0 = static_cast<int64_t>(j) * kBc;
     // A causal block on the diagonal can lie wholly above this warp's rows: nothing to do.
     const bool warp_masked = kCausal && kv0 > q0 + wrow + kWarpRows - 1;
@@ -201,15 +188,8 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
         uint32_t qa[MT][4];
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
-          if constexpr (kQInRegs) {
-            qa[mt][0] = qf[kk][0];
-            qa[mt][1] = qf[kk][1];
-            qa[mt][2] = qf[kk][2];
-            qa[mt][3] = qf[kk][3];
-          } else {
-            const int row = wrow + mt * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
-            ldmatrix_x4(smem_addr(sq + swz<D>(row, kk * 2 + lane / 16)), qa[mt]);
-          }
+          const int row = wrow + mt * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+          ldmatrix_x4(smem_addr(sq + swz<D>(row, kk * 2 + lane / 16)), qa[mt]);
         }
 #pragma unroll
         for (int np = 0; np < kNTiles / 2; ++np) {
@@ -337,10 +317,10 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
     }
 }
 
-template <typename T, int D, bool kCausal, int WARPS, int MT>
+template <typename T, int D, bool kCausal, int WARPS, int MT, int kBc>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
   constexpr int kBr = WARPS * MT * 16;
-  auto kernel = flash_forward<T, D, kCausal, WARPS, MT>;
+  auto kernel = flash_forward<T, D, kCausal, WARPS, MT, kBc>;
   const int smem = (kBr * D + 4 * kBc * D) * static_cast<int>(sizeof(T));
   KPT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(D));
@@ -354,11 +334,15 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
 
 template <typename T, int D, bool kCausal>
 void launch_tiles(const AttentionArgs& a, cudaStream_t stream) {
-  // Tile 1: 8 warps x 16 rows (Q in registers). Tile 2 (default): 4 warps x 32 rows.
-  if (a.tile == 1) {
-    launch<T, D, kCausal, 8, 1>(a, stream);
+  // 4 warps of 32 query rows; keys in blocks of 64 (tile 2) or 32 (tile 3). Measured on an
+  // H200 (docs/GPU.md): 64-key blocks are faster at long sequences (286 vs 264 TFLOP/s at 4096,
+  // D 128, although 64 makes the compiler spill a few registers there and 32 does not), 32-key
+  // blocks at short ones (92 vs 83 at 128: less work wasted on padding keys, fewer idle blocks).
+  const int tile = a.tile != 0 ? a.tile : (a.seq_kv <= 256 ? 3 : 2);
+  if (tile == 3) {
+    launch<T, D, kCausal, 4, 2, 32>(a, stream);
   } else {
-    launch<T, D, kCausal, 4, 2>(a, stream);
+    launch<T, D, kCausal, 4, 2, 64>(a, stream);
   }
 }
 
