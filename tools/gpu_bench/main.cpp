@@ -17,6 +17,7 @@
 #include "backends/cuda/device_buffer.hpp"
 #include "backends/cuda/fp8.hpp"
 #include "backends/cuda/gemm.hpp"
+#include "backends/cuda/graph.hpp"
 #include "backends/cuda/norm.hpp"
 #include "backends/cuda/stream.hpp"
 #include "kpt/tensor.hpp"
@@ -87,7 +88,8 @@ void fill_random(cuda::DeviceBuffer& b, float range, cudaStream_t s) {
 }
 
 void print(const std::vector<Row>& rows) {
-  std::printf("%-34s %-26s %10s %10s %10s\n", "kernel", "shape", "ms", "TFLOP/s", "GB/s");
+  // The last column is GB/s for memory-bound rows, sequences/s for the model-shaped chains.
+  std::printf("%-34s %-26s %10s %10s %10s\n", "kernel", "shape", "ms", "TFLOP/s", "GB/s|seq/s");
   for (const auto& r : rows)
     std::printf("%-34s %-26s %10.4f %10.1f %10.1f\n", r.kernel.c_str(), r.shape.c_str(), r.ms,
                 r.tflops, r.gbps);
@@ -250,6 +252,77 @@ int main(int argc, char** argv) try {
     a.y = y.data();
     const double ms = time_ms(s, [&] { cuda::layer_norm(a, s); });
     rows.push_back({"layernorm f16", "4096x768", ms, 0, 2.0 * x.nbytes() / ms / 1e6});
+  }
+
+  // A BERT-base-shaped chain of our kernels, 12 layers, f16, seq 128: per layer the QKV
+  // projection, attention, output projection, skip-LayerNorm, FFN (bias+GELU fused) and
+  // skip-LayerNorm. Not a model run: no embeddings, masks or head transposes (the executor comes
+  // next), so it bounds what the model can reach. Timed as eager launches and as one CUDA graph.
+  for (int64_t batch : {int64_t{1}, int64_t{32}}) {
+    const int64_t tok = batch * 128, hid = 768, heads = 12, ffn = 3072;
+    auto x = buffer(DType::F16, {tok, hid}, 1.0f);
+    auto wqkv = buffer(DType::F16, {3 * hid, hid}, 0.05f),
+         bqkv = buffer(DType::F16, {3 * hid}, 0.1f);
+    auto wo = buffer(DType::F16, {hid, hid}, 0.05f), bo = buffer(DType::F16, {hid}, 0.1f);
+    auto w1 = buffer(DType::F16, {ffn, hid}, 0.05f), b1 = buffer(DType::F16, {ffn}, 0.1f);
+    auto w2 = buffer(DType::F16, {hid, ffn}, 0.05f), b2 = buffer(DType::F16, {hid}, 0.1f);
+    auto gm = buffer(DType::F16, {hid}, 1.0f), bt = buffer(DType::F16, {hid}, 0.1f);
+    auto qkv = buffer(DType::F16, {tok, 3 * hid}, 1.0f);
+    auto q = buffer(DType::F16, {batch, heads, 128, 64}, 1.0f);
+    auto k = buffer(DType::F16, {batch, heads, 128, 64}, 1.0f);
+    auto v = buffer(DType::F16, {batch, heads, 128, 64}, 1.0f);
+    auto att = buffer(DType::F16, {tok, hid}, 1.0f), proj = buffer(DType::F16, {tok, hid}, 1.0f);
+    auto x1 = buffer(DType::F16, {tok, hid}, 1.0f), h1 = buffer(DType::F16, {tok, ffn}, 1.0f);
+    auto h2 = buffer(DType::F16, {tok, hid}, 1.0f);
+    auto forward = [&](cudaStream_t st) {
+      for (int layer = 0; layer < 12; ++layer) {
+        lt.run(cuda::GemmPrecision::F16, {tok, 3 * hid, hid, true}, x.data(), wqkv.data(),
+               qkv.data(), st, bqkv.data(), cuda::Epilogue::Bias);
+        cuda::AttentionArgs a;
+        a.dtype = DType::F16;
+        a.batch = batch;
+        a.heads = heads;
+        a.seq_q = a.seq_kv = 128;
+        a.head_dim = 64;
+        a.q = q.data();
+        a.k = k.data();
+        a.v = v.data();
+        a.o = att.data();
+        cuda::flash_attention(a, st);
+        lt.run(cuda::GemmPrecision::F16, {tok, hid, hid, true}, att.data(), wo.data(), proj.data(),
+               st, bo.data(), cuda::Epilogue::Bias);
+        cuda::NormArgs n;
+        n.dtype = DType::F16;
+        n.rows = tok;
+        n.cols = hid;
+        n.x = proj.data();
+        n.skip = x.data();
+        n.gamma = gm.data();
+        n.beta = bt.data();
+        n.y = x1.data();
+        n.epsilon = 1e-12f;
+        cuda::skip_layer_norm(n, st);
+        lt.run(cuda::GemmPrecision::F16, {tok, ffn, hid, true}, x1.data(), w1.data(), h1.data(), st,
+               b1.data(), cuda::Epilogue::BiasGelu);
+        lt.run(cuda::GemmPrecision::F16, {tok, hid, ffn, true}, h1.data(), w2.data(), h2.data(), st,
+               b2.data(), cuda::Epilogue::Bias);
+        n.x = h2.data();
+        n.skip = x1.data();
+        n.y = x.data();
+        cuda::skip_layer_norm(n, st);
+      }
+    };
+    const std::string shape = "batch " + std::to_string(batch) + ", seq 128";
+    const double eager = time_ms(s, [&] { forward(s); });
+    cuda::CapturedGraph graph;
+    graph.capture(s, forward);
+    const double replay = time_ms(s, [&] { graph.replay(s); });
+    const double flops = 12.0 * (2.0 * tok * hid * (3 * hid + hid + 2 * ffn) +
+                                 4.0 * batch * heads * 128.0 * 128.0 * 64.0);
+    rows.push_back({"bert-base-shaped chain, eager", shape, eager, flops / eager / 1e9,
+                    batch * 1000.0 / eager});
+    rows.push_back({"bert-base-shaped chain, graph", shape, replay, flops / replay / 1e9,
+                    batch * 1000.0 / replay});
   }
 
   print(rows);
