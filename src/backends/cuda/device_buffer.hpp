@@ -3,7 +3,8 @@
 // second general tensor type. It converts to and from kpt::Tensor only by explicit copies
 // (upload/download), so every host<->device transfer is visible where it happens. A buffer
 // either owns pool memory (freed stream-ordered on the stream it was made on) or wraps memory
-// the caller owns (I/O binding: inputs and outputs already on the GPU are not copied).
+// the caller owns (I/O binding: inputs and outputs already on the GPU are not copied). An owning
+// buffer must not outlive the stream it was allocated on: its memory is freed on that stream.
 #include <cuda_runtime.h>
 
 #include <memory>
