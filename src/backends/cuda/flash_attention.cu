@@ -9,11 +9,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <atomic>
 #include <cmath>
 
 #include "backends/cuda/attention.hpp"
 #include "backends/cuda/cuda_check.hpp"
+#include "backends/cuda/smem_limit.hpp"
 
 namespace kpt::cuda {
 
@@ -321,18 +321,9 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
 template <typename T, int D, bool kCausal, int WARPS, int MT, int kBc>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
   constexpr int kBr = WARPS * MT * 16;
-  auto kernel = flash_forward<T, D, kCausal, WARPS, MT, kBc>;
+  auto* kernel = flash_forward<T, D, kCausal, WARPS, MT, kBc>;
   const int smem = (kBr * D + 4 * kBc * D) * static_cast<int>(sizeof(T));
-  // Raise the shared-memory limit once per device (not per launch: it is a driver call, and
-  // launches may be under CUDA graph capture). Each template instance has its own flag.
-  static std::atomic<uint64_t> raised{0};
-  int device = 0;
-  KPT_CUDA_CHECK(cudaGetDevice(&device));
-  const uint64_t bit = uint64_t{1} << (device & 63);
-  if ((raised.load(std::memory_order_acquire) & bit) == 0) {
-    KPT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    raised.fetch_or(bit, std::memory_order_release);
-  }
+  ensure_dynamic_smem<flash_forward<T, D, kCausal, WARPS, MT, kBc>>(smem);
   const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(D));
   const dim3 grid(static_cast<unsigned>((a.seq_q + kBr - 1) / kBr),
                   static_cast<unsigned>(a.batch * a.heads));

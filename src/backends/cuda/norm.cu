@@ -4,6 +4,7 @@
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/device_math.cuh"
 #include "backends/cuda/norm.hpp"
+#include "backends/cuda/smem_limit.hpp"
 
 namespace kpt::cuda {
 
@@ -63,10 +64,8 @@ void launch(const NormArgs& a, cudaStream_t stream, const char* what) {
   const int threads = a.cols <= 1024 ? 128 : 256;
   detail::dispatch_float(a.dtype, what, [&](auto tag) {
     using T = decltype(tag);
-    auto kernel = norm_kernel<T, kind>;
-    if (smem > 48 * 1024)
-      KPT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(smem)));
+    auto* kernel = norm_kernel<T, kind>;
+    ensure_dynamic_smem<norm_kernel<T, kind>>(static_cast<int>(smem));
     kernel<<<static_cast<unsigned>(a.rows), threads, smem, stream>>>(
         static_cast<const T*>(a.x), static_cast<const T*>(a.skip), static_cast<const T*>(a.bias),
         static_cast<const T*>(a.gamma), static_cast<const T*>(a.beta), static_cast<T*>(a.y),
