@@ -12,7 +12,7 @@ std::vector<BackendStatus> backend_statuses() {
 #ifdef KPT_HAVE_CUDA
   r.push_back(cuda::backend_status());
 #else
-  r.push_back({"cuda", false, false, "not built (no nvcc when this build was configured)"});
+  r.push_back({"cuda", false, false, "nvcc was not found at configure time, or KPT_CUDA=OFF"});
 #endif
   return r;
 }
