@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "backends/backends.hpp"
 #include "ops/registry.hpp"
 #include "sys/cpu_info.hpp"
 #include "sys/gpu_info.hpp"
@@ -19,7 +20,7 @@ struct Facts {
   sys::CpuInfo cpu;
   sys::MemoryInfo memory;
   sys::GpuInfo gpu;
-  std::vector<std::string> backends;
+  std::vector<backends::BackendStatus> backends;
   size_t ops_with_kernels = 0;
   size_t ops_with_inference = 0;
 };
@@ -29,8 +30,7 @@ Facts gather() {
   f.cpu = sys::query_cpu();
   f.memory = sys::query_memory();
   f.gpu = sys::query_gpus();
-  // Only the reference kernels exist so far; optimized backends add themselves here.
-  f.backends = {"cpu (reference)"};
+  f.backends = backends::backend_statuses();
   const auto& registry = ops::Registry::instance();
   std::set<std::pair<std::string, std::string>> kernels;
   for (const auto& e : registry.entries()) {
@@ -102,7 +102,10 @@ nlohmann::json to_json(const Facts& f) {
                                                          std::to_string(d.compute_minor)},
                               {"multiprocessors", d.multiprocessors}});
   }
-  j["backends"] = f.backends;
+  j["backends"] = nlohmann::json::array();
+  for (const auto& b : f.backends)
+    j["backends"].push_back(
+        {{"name", b.name}, {"compiled", b.compiled}, {"can_run", b.can_run}, {"detail", b.detail}});
   j["ops"] = {{"with_kernels", f.ops_with_kernels}, {"with_shape_inference", f.ops_with_inference}};
   return j;
 }
@@ -144,9 +147,13 @@ void print_text(const Facts& f) {
                 << "." << d.compute_minor << ", " << d.multiprocessors << " SMs\n";
     }
   }
-  std::cout << "backends ";
-  for (const auto& b : f.backends) std::cout << " " << b;
-  std::cout << "\nops       " << f.ops_with_kernels << " ops with kernels, " << f.ops_with_inference
+  for (size_t i = 0; i < f.backends.size(); ++i) {
+    const auto& b = f.backends[i];
+    std::cout << (i == 0 ? "backends  " : "          ") << b.name << ": "
+              << (!b.compiled ? "not in this build" : (b.can_run ? "runs here" : "built in"))
+              << " (" << b.detail << ")\n";
+  }
+  std::cout << "ops       " << f.ops_with_kernels << " ops with kernels, " << f.ops_with_inference
             << " with shape inference\n";
 }
 

@@ -1,0 +1,230 @@
+#include "backends/cuda/gemm.hpp"
+
+#include <memory>
+
+#include "backends/cuda/cuda_check.hpp"
+#include "backends/cuda/device.hpp"
+
+namespace kpt::cuda {
+
+std::string to_string(GemmPrecision p) {
+  switch (p) {
+    case GemmPrecision::F32:
+      return "f32";
+    case GemmPrecision::TF32:
+      return "tf32";
+    case GemmPrecision::F16:
+      return "f16";
+    case GemmPrecision::BF16:
+      return "bf16";
+  }
+  return "?";
+}
+
+std::string to_string(Epilogue e) {
+  switch (e) {
+    case Epilogue::None:
+      return "none";
+    case Epilogue::Bias:
+      return "bias";
+    case Epilogue::BiasGelu:
+      return "bias+gelu";
+    case Epilogue::BiasRelu:
+      return "bias+relu";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr int kFp8Kind = 4;  // plan kind beside the GemmPrecision values
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::F32:
+      return CUDA_R_32F;
+    case DType::F16:
+      return CUDA_R_16F;
+    case DType::BF16:
+      return CUDA_R_16BF;
+    case DType::F8E4M3FN:
+      return CUDA_R_8F_E4M3;
+    default:
+      throw Error("cuBLASLt GEMM: unsupported element type " + std::string(dtype_name(t)));
+  }
+}
+
+cublasLtEpilogue_t lt_epilogue(Epilogue e) {
+  switch (e) {
+    case Epilogue::None:
+      return CUBLASLT_EPILOGUE_DEFAULT;
+    case Epilogue::Bias:
+      return CUBLASLT_EPILOGUE_BIAS;
+    case Epilogue::BiasGelu:
+      return CUBLASLT_EPILOGUE_GELU_BIAS;
+    case Epilogue::BiasRelu:
+      return CUBLASLT_EPILOGUE_RELU_BIAS;
+  }
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+}  // namespace
+
+struct CublasLtGemm::Plan {
+  const CublasLtApi* api = nullptr;
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool has_bias = false;
+  bool fp8 = false;
+  ~Plan() {
+    if (a) api->layout_destroy(a);
+    if (b) api->layout_destroy(b);
+    if (c) api->layout_destroy(c);
+    if (desc) api->desc_destroy(desc);
+  }
+};
+
+CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : api_(cublaslt()) {
+  require_device();
+  check_cublas(api_.create(&handle_), "cublasLtCreate");
+  workspace_bytes_ = workspace_bytes;
+  if (workspace_bytes_ > 0) KPT_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
+}
+
+CublasLtGemm::~CublasLtGemm() {
+  for (auto& [key, plan] : plans_) delete plan;
+  if (workspace_) cudaFree(workspace_);
+  if (handle_) api_.destroy(handle_);
+}
+
+CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmShape& shape,
+                                           Epilogue epilogue, DType out_dtype, bool fast_accum) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+  auto plan = std::make_unique<Plan>();
+  plan->api = &api_;
+  plan->fp8 = kind == kFp8Kind;
+  DType in_dtype = out_dtype;
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  if (plan->fp8) {
+    in_dtype = DType::F8E4M3FN;
+  } else if (static_cast<GemmPrecision>(kind) == GemmPrecision::TF32) {
+    compute = CUBLAS_COMPUTE_32F_FAST_TF32;
+  }
+  check_cublas(api_.desc_create(&plan->desc, compute, CUDA_R_32F), "cublasLtMatmulDescCreate");
+  // cuBLASLt's "A" is our B and its "B" our A (see gemm.hpp).
+  const cublasOperation_t op_a = shape.b_transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = CUBLAS_OP_N;
+  check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a),
+               "TRANSA");
+  check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b),
+               "TRANSB");
+  const cublasLtEpilogue_t epi = lt_epilogue(epilogue);
+  check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
+               "EPILOGUE");
+  plan->has_bias = epilogue != Epilogue::None;
+  if (plan->has_bias) {
+    const cudaDataType_t bias_type = cuda_type(out_dtype);
+    check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                               sizeof bias_type),
+                 "BIAS_DATA_TYPE");
+  }
+  if (plan->fp8) {
+    const int8_t fast = fast_accum ? 1 : 0;
+    check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast),
+                 "FAST_ACCUM");
+  }
+  const uint64_t m = static_cast<uint64_t>(shape.m), n = static_cast<uint64_t>(shape.n),
+                 k = static_cast<uint64_t>(shape.k);
+  const cudaDataType_t tin = cuda_type(in_dtype), tout = cuda_type(out_dtype);
+  if (shape.b_transposed) {
+    check_cublas(api_.layout_create(&plan->a, tin, k, n, static_cast<int64_t>(k)), "layout B");
+  } else {
+    check_cublas(api_.layout_create(&plan->a, tin, n, k, static_cast<int64_t>(n)), "layout B");
+  }
+  check_cublas(api_.layout_create(&plan->b, tin, k, m, static_cast<int64_t>(k)), "layout A");
+  check_cublas(api_.layout_create(&plan->c, tout, n, m, static_cast<int64_t>(n)), "layout C");
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  check_cublas(api_.pref_create(&pref), "cublasLtMatmulPreferenceCreate");
+  const uint64_t ws = workspace_bytes_;
+  api_.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t st = api_.heuristic(handle_, plan->desc, plan->a, plan->b, plan->c, plan->c,
+                                           pref, 1, &result, &found);
+  api_.pref_destroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+    throw Error("cuBLASLt has no algorithm for " +
+                (plan->fp8 ? std::string("fp8") : to_string(static_cast<GemmPrecision>(kind))) +
+                " GEMM " + std::to_string(shape.m) + "x" + std::to_string(shape.n) + "x" +
+                std::to_string(shape.k) + " with epilogue " + to_string(epilogue) + " (status " +
+                std::to_string(static_cast<int>(st)) + ")");
+  plan->algo = result.algo;
+  Plan* p = plan.release();
+  plans_[key] = p;
+  return *p;
+}
+
+void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
+                           const float* a_scale, const float* b_scale, float alpha,
+                           cudaStream_t stream) {
+  if (plan.has_bias) {
+    if (!bias) throw Error("cuBLASLt GEMM: the epilogue needs a bias");
+    check_cublas(api_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+                 "BIAS_POINTER");
+  }
+  if (plan.fp8) {
+    // cuBLASLt's A is our B.
+    check_cublas(
+        api_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &b_scale, sizeof b_scale),
+        "A_SCALE_POINTER");
+    check_cublas(
+        api_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_scale, sizeof a_scale),
+        "B_SCALE_POINTER");
+  }
+  const float beta = 0.0f;
+  check_cublas(api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c,
+                           plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
+               "cublasLtMatmul");
+}
+
+void CublasLtGemm::run(GemmPrecision precision, const GemmShape& shape, const void* a,
+                       const void* b, void* c, cudaStream_t stream, const void* bias,
+                       Epilogue epilogue, float alpha) {
+  if (shape.m <= 0 || shape.n <= 0 || shape.k <= 0)
+    throw Error("cuBLASLt GEMM needs positive M, N, K");
+  DType out = DType::F32;
+  if (precision == GemmPrecision::F16) out = DType::F16;
+  if (precision == GemmPrecision::BF16) out = DType::BF16;
+  const Key key{static_cast<int>(precision), shape.m, shape.n, shape.k, shape.b_transposed,
+                static_cast<int>(epilogue),  false};
+  std::lock_guard<std::mutex> lock(mu_);
+  Plan& plan = plan_for(key, static_cast<int>(precision), shape, epilogue, out, false);
+  execute(plan, a, b, c, bias, nullptr, nullptr, alpha, stream);
+}
+
+void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {
+  if (args.m <= 0 || args.n <= 0 || args.k <= 0) throw Error("FP8 GEMM needs positive M, N, K");
+  // cuBLASLt's FP8 kernels reject other shapes at launch (CUBLAS_STATUS_NOT_SUPPORTED, seen on
+  // an H200 with M = 200); callers pad M (tokens) to a multiple of 16.
+  if (args.m % 16 != 0 || args.k % 16 != 0 || args.n % 16 != 0)
+    throw Error("FP8 GEMM needs M, N and K to be multiples of 16, got " + std::to_string(args.m) +
+                "x" + std::to_string(args.n) + "x" + std::to_string(args.k));
+  if (args.out != DType::BF16 && args.out != DType::F16) throw Error("FP8 GEMM writes f16 or bf16");
+  if (!args.a_scale || !args.b_scale) throw Error("FP8 GEMM needs both scales");
+  const GemmShape shape{args.m, args.n, args.k, true};
+  const Key key{kFp8Kind + (args.out == DType::F16 ? 1 : 0) * 8,
+                args.m,
+                args.n,
+                args.k,
+                true,
+                static_cast<int>(args.epilogue),
+                args.fast_accum};
+  std::lock_guard<std::mutex> lock(mu_);
+  Plan& plan = plan_for(key, kFp8Kind, shape, args.epilogue, args.out, args.fast_accum);
+  execute(plan, args.a, args.b, args.c, args.bias, args.a_scale, args.b_scale, 1.0f, stream);
+}
+
+}  // namespace kpt::cuda

@@ -1,0 +1,334 @@
+// kpt_gpu_bench: times the CUDA backend's kernels on the current GPU with CUDA events (median of
+// repeated launches after warm-up, fresh random inputs, never zeros) and prints a table, plus
+// JSON with --json FILE. scripts/gpu_bench_torch.py times PyTorch on the same shapes; run both
+// through scripts/gpu-check.sh.
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/attention.hpp"
+#include "backends/cuda/cuda_check.hpp"
+#include "backends/cuda/device.hpp"
+#include "backends/cuda/device_buffer.hpp"
+#include "backends/cuda/fp8.hpp"
+#include "backends/cuda/gemm.hpp"
+#include "backends/cuda/graph.hpp"
+#include "backends/cuda/norm.hpp"
+#include "backends/cuda/stream.hpp"
+#include "kpt/tensor.hpp"
+
+namespace {
+
+using namespace kpt;
+
+struct Row {
+  std::string kernel, shape;
+  double ms = 0, tflops = 0, gbps = 0;
+};
+
+// Median milliseconds of `reps` launches of `fn`, each timed with its own event pair.
+double time_ms(cudaStream_t s, const std::function<void()>& fn, int warmup = 3, int reps = 20) {
+  for (int i = 0; i < warmup; ++i) fn();
+  KPT_CUDA_CHECK(cudaStreamSynchronize(s));
+  std::vector<double> t;
+  cuda::Event a(true), b(true);
+  for (int i = 0; i < reps; ++i) {
+    a.record(s);
+    fn();
+    b.record(s);
+    b.synchronize();
+    t.push_back(b.elapsed_since(a));
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Random device data without a host round trip: uniform bytes reinterpreted would give NaNs,
+// so floats are drawn on the host once in a small pattern buffer and tiled.
+void fill_random(cuda::DeviceBuffer& b, float range, cudaStream_t s) {
+  const int64_t pattern = std::min<int64_t>(b.numel(), 1 << 20);
+  Tensor host(DType::F32, {pattern});
+  uint64_t x = 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(b.numel());
+  for (int64_t i = 0; i < pattern; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    host.data<float>()[i] =
+        range * (static_cast<float>(x >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f);
+  }
+  const size_t esize = dtype_size(b.dtype());
+  std::vector<uint8_t> bytes(static_cast<size_t>(pattern) * esize);
+  for (int64_t i = 0; i < pattern; ++i) {
+    const float f = host.data<float>()[i];
+    if (b.dtype() == DType::F32) {
+      std::memcpy(&bytes[i * 4], &f, 4);
+    } else if (b.dtype() == DType::F16) {
+      const uint16_t h = float_to_half(f);
+      std::memcpy(&bytes[i * 2], &h, 2);
+    } else if (b.dtype() == DType::BF16) {
+      const uint16_t h = float_to_bfloat16(f);
+      std::memcpy(&bytes[i * 2], &h, 2);
+    } else if (b.dtype() == DType::F8E4M3FN) {
+      bytes[i] = float_to_f8(b.dtype(), f, true);
+    } else {
+      bytes[i] = static_cast<uint8_t>(x);  // byte data: the generator's bits
+    }
+  }
+  auto* dst = static_cast<uint8_t*>(b.data());
+  const size_t total = b.nbytes(), chunk = bytes.size();
+  for (size_t off = 0; off < total; off += chunk)
+    KPT_CUDA_CHECK(cudaMemcpyAsync(dst + off, bytes.data(), std::min(chunk, total - off),
+                                   cudaMemcpyHostToDevice, s));
+  KPT_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+void print(const std::vector<Row>& rows) {
+  // The last column is GB/s for memory-bound rows, sequences/s for the model-shaped chains.
+  std::printf("%-34s %-26s %10s %10s %10s\n", "kernel", "shape", "ms", "TFLOP/s", "GB/s|seq/s");
+  for (const auto& r : rows)
+    std::printf("%-34s %-26s %10.4f %10.1f %10.1f\n", r.kernel.c_str(), r.shape.c_str(), r.ms,
+                r.tflops, r.gbps);
+}
+
+void write_json(const std::vector<Row>& rows, const std::string& path, const std::string& device) {
+  std::ofstream f(path);
+  f << "{\n  \"device\": \"" << device << "\",\n  \"results\": [\n";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    f << "    {\"kernel\": \"" << r.kernel << "\", \"shape\": \"" << r.shape
+      << "\", \"ms\": " << r.ms << ", \"tflops\": " << r.tflops << ", \"gbps\": " << r.gbps << "}"
+      << (i + 1 < rows.size() ? "," : "") << "\n";
+  }
+  f << "  ]\n}\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::string json;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--json" && i + 1 < argc) {
+      json = argv[++i];
+    } else if (a == "--quick") {
+      quick = true;
+    } else {
+      std::fprintf(stderr, "usage: kpt_gpu_bench [--json FILE] [--quick]\n");
+      return 2;
+    }
+  }
+  const auto& dev = cuda::current_device();
+  std::printf("device: %s, sm_%d%d, %d SMs\n", dev.name.c_str(), dev.major, dev.minor,
+              dev.multiprocessors);
+  cuda::Stream stream;
+  const cudaStream_t s = stream.get();
+  auto& pool = cuda::DevicePool::for_current_device();
+  std::vector<Row> rows;
+  auto buffer = [&](DType dt, Dims dims, float range) {
+    auto b = cuda::DeviceBuffer::allocate(dt, std::move(dims), pool, s);
+    fill_random(b, range, s);
+    return b;
+  };
+
+  // Memory ceiling: a device-to-device copy (bytes read + written).
+  {
+    const int64_t n = int64_t{1} << 30;
+    auto src = buffer(DType::U8, {n}, 1.0f), dst = buffer(DType::U8, {n}, 1.0f);
+    const double ms = time_ms(s, [&] {
+      KPT_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), n, cudaMemcpyDeviceToDevice, s));
+    });
+    rows.push_back({"copy d2d", "1 GiB", ms, 0, 2.0 * n / ms / 1e6});
+  }
+
+  // GEMMs at 8192^3 (and BERT-base's FFN shape).
+  cuda::CublasLtGemm lt;
+  const int64_t big = quick ? 4096 : 8192;
+  struct G {
+    cuda::GemmPrecision p;
+    DType dt;
+  };
+  for (const G& g :
+       {G{cuda::GemmPrecision::BF16, DType::BF16}, G{cuda::GemmPrecision::F16, DType::F16},
+        G{cuda::GemmPrecision::TF32, DType::F32}}) {
+    const int64_t m = big, n = big, k = big;
+    auto a = buffer(g.dt, {m, k}, 1.0f), b = buffer(g.dt, {n, k}, 1.0f);
+    auto c = cuda::DeviceBuffer::allocate(g.dt, {m, n}, pool, s);
+    const double ms = time_ms(s, [&] {
+      lt.run(g.p, {m, n, k, true}, a.data(), b.data(), c.data(), s);
+    });
+    const std::string shape = std::to_string(m) + "^3";
+    rows.push_back({"gemm " + cuda::to_string(g.p), shape, ms, 2.0 * m * n * k / ms / 1e9, 0});
+  }
+  {
+    // BERT-base FFN-in at batch 32, seq 128, with the fused bias+GELU epilogue.
+    const int64_t m = 4096, n = 3072, k = 768;
+    auto a = buffer(DType::F16, {m, k}, 1.0f), b = buffer(DType::F16, {n, k}, 0.05f);
+    auto bias = buffer(DType::F16, {n}, 0.1f);
+    auto c = cuda::DeviceBuffer::allocate(DType::F16, {m, n}, pool, s);
+    const double ms = time_ms(s, [&] {
+      lt.run(cuda::GemmPrecision::F16, {m, n, k, true}, a.data(), b.data(), c.data(), s,
+             bias.data(), cuda::Epilogue::BiasGelu);
+    });
+    rows.push_back({"gemm f16 bias+gelu", "4096x3072x768", ms, 2.0 * m * n * k / ms / 1e9, 0});
+  }
+  for (bool fast : {false, true}) {
+    const int64_t m = big, n = big, k = big;
+    auto a = buffer(DType::F8E4M3FN, {m, k}, 200.0f), b = buffer(DType::F8E4M3FN, {n, k}, 200.0f);
+    auto c = cuda::DeviceBuffer::allocate(DType::BF16, {m, n}, pool, s);
+    auto scale_a = buffer(DType::F32, {1}, 0.01f), scale_b = buffer(DType::F32, {1}, 0.01f);
+    cuda::Fp8GemmArgs args;
+    args.m = m;
+    args.n = n;
+    args.k = k;
+    args.a = a.data();
+    args.b = b.data();
+    args.a_scale = scale_a.data_as<float>();
+    args.b_scale = scale_b.data_as<float>();
+    args.c = c.data();
+    args.out = DType::BF16;
+    args.fast_accum = fast;
+    const double ms = time_ms(s, [&] { lt.run_fp8(args, s); });
+    rows.push_back({fast ? "gemm fp8 e4m3 (fast accum)" : "gemm fp8 e4m3", std::to_string(m) + "^3",
+                    ms, 2.0 * m * n * k / ms / 1e9, 0});
+  }
+
+  // Attention: the issue's shapes (bf16, seq 4096, head dim 128, causal and not), head dim 64.
+  struct A {
+    DType dt;
+    int64_t b, h, seq, d;
+  };
+  std::vector<A> att = {{DType::BF16, 2, 16, 4096, 128},
+                        {DType::BF16, 4, 32, 4096, 128},
+                        {DType::BF16, 4, 32, 4096, 64},
+                        {DType::F16, 4, 32, 4096, 128},
+                        {DType::F16, 32, 12, 128, 64}};  // BERT-base, batch 32, seq 128
+  if (quick) att.resize(1);
+  for (const A& c : att)
+    for (bool causal : {false, true})
+      for (int tile : {2, 3}) {
+        auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
+        auto k = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
+        auto v = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
+        auto o = cuda::DeviceBuffer::allocate(c.dt, {c.b, c.h, c.seq, c.d}, pool, s);
+        cuda::AttentionArgs a;
+        a.dtype = c.dt;
+        a.batch = c.b;
+        a.heads = c.h;
+        a.seq_q = a.seq_kv = c.seq;
+        a.head_dim = c.d;
+        a.q = q.data();
+        a.k = k.data();
+        a.v = v.data();
+        a.o = o.data();
+        a.causal = causal;
+        a.tile = tile;
+        const double ms = time_ms(s, [&] { cuda::flash_attention(a, s); });
+        const std::string shape = "B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " S" +
+                                  std::to_string(c.seq) + " D" + std::to_string(c.d);
+        rows.push_back({std::string("attention ") + std::string(dtype_name(c.dt)) +
+                            (causal ? " causal" : "") + (tile == 2 ? " [kv64]" : " [kv32]"),
+                        shape, ms, cuda::attention_flops(a) / ms / 1e9, 0});
+      }
+
+  // LayerNorm at BERT-base batch 32 x seq 128 (memory-bound: bytes read + written).
+  {
+    const int64_t rows_n = 4096, cols = 768;
+    auto x = buffer(DType::F16, {rows_n, cols}, 2.0f), gmm = buffer(DType::F16, {cols}, 1.0f);
+    auto bt = buffer(DType::F16, {cols}, 1.0f);
+    auto y = cuda::DeviceBuffer::allocate(DType::F16, {rows_n, cols}, pool, s);
+    cuda::NormArgs a;
+    a.dtype = DType::F16;
+    a.rows = rows_n;
+    a.cols = cols;
+    a.x = x.data();
+    a.gamma = gmm.data();
+    a.beta = bt.data();
+    a.y = y.data();
+    const double ms = time_ms(s, [&] { cuda::layer_norm(a, s); });
+    rows.push_back({"layernorm f16", "4096x768", ms, 0, 2.0 * x.nbytes() / ms / 1e6});
+  }
+
+  // A BERT-base-shaped chain of our kernels, 12 layers, f16, seq 128: per layer the QKV
+  // projection, attention, output projection, skip-LayerNorm, FFN (bias+GELU fused) and
+  // skip-LayerNorm. Not a model run: no embeddings, masks or head transposes (the executor comes
+  // next), so it bounds what the model can reach. Timed as eager launches and as one CUDA graph.
+  for (int64_t batch : {int64_t{1}, int64_t{32}}) {
+    const int64_t tok = batch * 128, hid = 768, heads = 12, ffn = 3072;
+    auto x = buffer(DType::F16, {tok, hid}, 1.0f);
+    auto wqkv = buffer(DType::F16, {3 * hid, hid}, 0.05f),
+         bqkv = buffer(DType::F16, {3 * hid}, 0.1f);
+    auto wo = buffer(DType::F16, {hid, hid}, 0.05f), bo = buffer(DType::F16, {hid}, 0.1f);
+    auto w1 = buffer(DType::F16, {ffn, hid}, 0.05f), b1 = buffer(DType::F16, {ffn}, 0.1f);
+    auto w2 = buffer(DType::F16, {hid, ffn}, 0.05f), b2 = buffer(DType::F16, {hid}, 0.1f);
+    auto gm = buffer(DType::F16, {hid}, 1.0f), bt = buffer(DType::F16, {hid}, 0.1f);
+    auto qkv = buffer(DType::F16, {tok, 3 * hid}, 1.0f);
+    auto q = buffer(DType::F16, {batch, heads, 128, 64}, 1.0f);
+    auto k = buffer(DType::F16, {batch, heads, 128, 64}, 1.0f);
+    auto v = buffer(DType::F16, {batch, heads, 128, 64}, 1.0f);
+    auto att = buffer(DType::F16, {tok, hid}, 1.0f), proj = buffer(DType::F16, {tok, hid}, 1.0f);
+    auto x1 = buffer(DType::F16, {tok, hid}, 1.0f), h1 = buffer(DType::F16, {tok, ffn}, 1.0f);
+    auto h2 = buffer(DType::F16, {tok, hid}, 1.0f);
+    auto forward = [&](cudaStream_t st) {
+      for (int layer = 0; layer < 12; ++layer) {
+        lt.run(cuda::GemmPrecision::F16, {tok, 3 * hid, hid, true}, x.data(), wqkv.data(),
+               qkv.data(), st, bqkv.data(), cuda::Epilogue::Bias);
+        cuda::AttentionArgs a;
+        a.dtype = DType::F16;
+        a.batch = batch;
+        a.heads = heads;
+        a.seq_q = a.seq_kv = 128;
+        a.head_dim = 64;
+        a.q = q.data();
+        a.k = k.data();
+        a.v = v.data();
+        a.o = att.data();
+        cuda::flash_attention(a, st);
+        lt.run(cuda::GemmPrecision::F16, {tok, hid, hid, true}, att.data(), wo.data(), proj.data(),
+               st, bo.data(), cuda::Epilogue::Bias);
+        cuda::NormArgs n;
+        n.dtype = DType::F16;
+        n.rows = tok;
+        n.cols = hid;
+        n.x = proj.data();
+        n.skip = x.data();
+        n.gamma = gm.data();
+        n.beta = bt.data();
+        n.y = x1.data();
+        n.epsilon = 1e-12f;
+        cuda::skip_layer_norm(n, st);
+        lt.run(cuda::GemmPrecision::F16, {tok, ffn, hid, true}, x1.data(), w1.data(), h1.data(), st,
+               b1.data(), cuda::Epilogue::BiasGelu);
+        lt.run(cuda::GemmPrecision::F16, {tok, hid, ffn, true}, h1.data(), w2.data(), h2.data(), st,
+               b2.data(), cuda::Epilogue::Bias);
+        n.x = h2.data();
+        n.skip = x1.data();
+        n.y = x.data();
+        cuda::skip_layer_norm(n, st);
+      }
+    };
+    const std::string shape = "batch " + std::to_string(batch) + ", seq 128";
+    const double eager = time_ms(s, [&] { forward(s); });
+    cuda::CapturedGraph graph;
+    graph.capture(s, forward);
+    const double replay = time_ms(s, [&] { graph.replay(s); });
+    const double flops = 12.0 * (2.0 * tok * hid * (3 * hid + hid + 2 * ffn) +
+                                 4.0 * batch * heads * 128.0 * 128.0 * 64.0);
+    rows.push_back({"bert-base-shaped chain, eager", shape, eager, flops / eager / 1e9,
+                    batch * 1000.0 / eager});
+    rows.push_back({"bert-base-shaped chain, graph", shape, replay, flops / replay / 1e9,
+                    batch * 1000.0 / replay});
+  }
+
+  print(rows);
+  if (!json.empty()) write_json(rows, json, dev.name);
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "kpt_gpu_bench: %s\n", e.what());
+  return 1;
+}
