@@ -80,17 +80,13 @@ bool name_taken(const ir::Graph& g, const std::string& name) {
   return false;
 }
 
-const ir::Shape* shape_of(const ir::Graph& g, const std::string& v) {
-  const ir::Type* t = g.type_of(v);
-  if (!t || t->kind != ir::Type::Kind::Tensor || !t->shape) return nullptr;
-  return &*t->shape;
-}
+using attention::shape_of;
 
 // Dims [from, to) of `a` and `b` are known to be equal.
 bool same_dims(const ir::Graph& g, const std::string& a, const std::string& b, size_t from,
                size_t to) {
-  const ir::Shape* sa = shape_of(g, a);
-  const ir::Shape* sb = shape_of(g, b);
+  const auto sa = shape_of(g, a);
+  const auto sb = shape_of(g, b);
   if (!sa || !sb || sa->size() < to || sb->size() < to) return false;
   for (size_t d = from; d < to; ++d) {
     if (!analysis::same_dim((*sa)[d], (*sb)[d])) return false;
@@ -99,7 +95,7 @@ bool same_dims(const ir::Graph& g, const std::string& a, const std::string& b, s
 }
 
 std::optional<size_t> rank(const ir::Graph& g, const std::string& v) {
-  const ir::Shape* s = shape_of(g, v);
+  const auto s = shape_of(g, v);
   return s ? std::optional<size_t>(s->size()) : std::nullopt;
 }
 
@@ -192,9 +188,9 @@ std::optional<Key> key_of(const ir::Graph& g, const PatternIndex& ix, const std:
   const int r1 = ix.producer(ix.node(tr).inputs[0], "Reshape");
   if (r1 < 0) return std::nullopt;
   const std::string& k = ix.node(r1).inputs[0];
-  const ir::Shape* ks = shape_of(g, k);
-  const ir::Shape* flat = shape_of(g, ix.node(r1).outputs[0]);
-  const ir::Shape* out = shape_of(g, kt);
+  const auto ks = shape_of(g, k);
+  const auto flat = shape_of(g, ix.node(r1).outputs[0]);
+  const auto out = shape_of(g, kt);
   if (!ks || !flat || !out || ks->size() < 3 || flat->size() != 3 || out->size() != ks->size())
     return std::nullopt;
   const size_t n = ks->size();
@@ -230,9 +226,9 @@ std::optional<std::string> unrepeated(const ir::Graph& g, const PatternIndex& ix
   }
   if (axes != std::vector<int64_t>{2} && axes != std::vector<int64_t>{-3}) return std::nullopt;
   const std::string& x = un.inputs[0];
-  const ir::Shape* xs = shape_of(g, x);
-  const ir::Shape* es = shape_of(g, ix.node(e).outputs[0]);
-  const ir::Shape* vs = shape_of(g, v);
+  const auto xs = shape_of(g, x);
+  const auto es = shape_of(g, ix.node(e).outputs[0]);
+  const auto vs = shape_of(g, v);
   if (!xs || !es || !vs || xs->size() != 4 || es->size() != 5 || vs->size() != 4)
     return std::nullopt;
   const auto& X = *xs;
@@ -373,7 +369,7 @@ class FuseAttention : public Pass {
     std::string v = ix.node(pv).inputs[1];
     const size_t n = *r;
     for (const auto& val : {q, key->source, v}) {
-      const ir::Type* t = g.type_of(val);
+      const auto t = attention::type_of(g, val);
       if (!t || (t->elem != DType::F32 && t->elem != DType::F64 && t->elem != DType::F16 &&
                  t->elem != DType::BF16))
         return;
@@ -384,8 +380,7 @@ class FuseAttention : public Pass {
         !same_dims(g, v, scores, 0, n - 2)) {
       return;
     }
-    const ir::Shape& vs = *shape_of(g, v);
-    if (!analysis::same_dim(vs[n - 2], (*shape_of(g, scores))[n - 1])) return;
+    if (!analysis::same_dim((*shape_of(g, v))[n - 2], (*shape_of(g, scores))[n - 1])) return;
     std::string k = key->source;
     if (n == 4 && key->perm.empty()) {
       auto k0 = unrepeated(g, ix, k);
@@ -449,7 +444,7 @@ class FuseAttention : public Pass {
           return parts(g, ix, values, {n.inputs[1 - k], false, 0}, scores, out);
       }
     }
-    const ir::Type* t = g.type_of(term.value);
+    const auto t = attention::type_of(g, term.value);
     if (!t) return false;
     if (!term.keep) {
       if (attention::all_zero(g, ix, term.value)) return true;
@@ -493,8 +488,8 @@ class FuseAttention : public Pass {
   // A causal mask replaced by is_causal must span the scores' last two dims exactly: a
   // broadcast row or column of a triangle is not causal.
   static bool exact_rows(const ir::Graph& g, const MaskTerm& term, const std::string& scores) {
-    const ir::Shape* m = shape_of(g, term.value);
-    const ir::Shape* s = shape_of(g, scores);
+    const auto m = shape_of(g, term.value);
+    const auto s = shape_of(g, scores);
     if (!m || !s || m->size() < 2) return false;
     return analysis::same_dim((*m)[m->size() - 2], (*s)[s->size() - 2]) &&
            analysis::same_dim((*m)[m->size() - 1], (*s)[s->size() - 1]);
@@ -508,7 +503,7 @@ class FuseAttention : public Pass {
     for (const auto& t : terms) {
       if (!parts(g, ix, values, t, scores, all)) return false;
     }
-    const DType elem = g.type_of(scores)->elem;
+    const DType elem = attention::type_of(g, scores)->elem;
     std::vector<std::string> keeps, adds;
     const bool causal_part =
         std::any_of(all.begin(), all.end(), [](const Part& p) { return p.kind == Part::Causal; });
@@ -526,7 +521,7 @@ class FuseAttention : public Pass {
                              {p.value, b.constant(scalar(elem, 0), "zero"),
                               b.constant(scalar(elem, p.fill), "fill")},
                              16, "mask_fill"));
-      } else if (g.type_of(p.value)->elem == elem) {
+      } else if (attention::type_of(g, p.value)->elem == elem) {
         adds.push_back(p.value);
       } else {
         return false;

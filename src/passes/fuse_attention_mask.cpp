@@ -20,15 +20,9 @@ std::optional<std::vector<int64_t>> const_ints(const ir::Graph& g, const std::st
   return t->to_i64_vector();
 }
 
-const ir::Shape* shape_of(const ir::Graph& g, const std::string& v) {
-  const ir::Type* t = g.type_of(v);
-  if (!t || t->kind != ir::Type::Kind::Tensor || !t->shape) return nullptr;
-  return &*t->shape;
-}
-
 int64_t rank_of_value(const ir::Graph& g, const std::string& v) {
   if (const Tensor* t = constant_initializer(g, v)) return t->rank();
-  const ir::Shape* s = shape_of(g, v);
+  const auto s = shape_of(g, v);
   return s ? static_cast<int64_t>(s->size()) : -1;
 }
 
@@ -41,7 +35,7 @@ std::optional<std::vector<int64_t>> unsqueeze_axes(const ir::Graph& g, const ir:
 size_t element_count(const ir::Graph& g, const Values& values, const std::string& v) {
   if (const Tensor* t = constant_initializer(g, v)) return static_cast<size_t>(t->numel());
   if (auto it = values.find(v); it != values.end()) return it->second.size();
-  const ir::Shape* s = shape_of(g, v);
+  const auto s = shape_of(g, v);
   if (!s || s->size() != 1 || !(*s)[0].known()) return 0;
   return static_cast<size_t>((*s)[0].value);
 }
@@ -256,9 +250,23 @@ bool causal(const ir::Graph& g, const PatternIndex& ix, const Values& values, co
   return is_bool && causal_compare(g, ix, values, v);
 }
 
+std::optional<ir::Type> type_of(const ir::Graph& g, const std::string& v) {
+  if (const Tensor* t = constant_initializer(g, v))
+    return ir::Type::tensor(t->dtype(), analysis::shape_of_dims(t->dims()));
+  const ir::Type* t = g.type_of(v);
+  if (!t || t->kind != ir::Type::Kind::Tensor) return std::nullopt;
+  return *t;
+}
+
+std::optional<ir::Shape> shape_of(const ir::Graph& g, const std::string& v) {
+  auto t = type_of(g, v);
+  if (!t || !t->shape) return std::nullopt;
+  return *t->shape;
+}
+
 bool fits(const ir::Graph& g, const std::string& mask, const std::string& scores) {
-  const ir::Shape* m = shape_of(g, mask);
-  const ir::Shape* s = shape_of(g, scores);
+  const auto m = shape_of(g, mask);
+  const auto s = shape_of(g, scores);
   if (!m || !s || m->size() > s->size()) return false;
   const size_t off = s->size() - m->size();
   for (size_t d = 0; d < m->size(); ++d) {

@@ -3,6 +3,7 @@
 // mask or replace it by Attention's is_causal: a mask that keeps every position, and masks that
 // are exactly causal (position j of row i kept iff j <= i) however an exporter spelled them.
 #include <map>
+#include <optional>
 #include <string>
 
 #include "ir/graph.hpp"
@@ -12,6 +13,10 @@ namespace kpt::passes::attention {
 
 // Symbolic element values of small integer tensors, from analysis::infer_shapes.
 using Values = std::map<std::string, ir::Shape>;
+
+// Type and shape of a value, constant initializers included.
+std::optional<ir::Type> type_of(const ir::Graph& g, const std::string& v);
+std::optional<ir::Shape> shape_of(const ir::Graph& g, const std::string& v);
 
 // The k-th element of integer tensor `v` as a dim (known or symbolic), from a constant or from
 // shape analysis; unknown when neither knows it.
