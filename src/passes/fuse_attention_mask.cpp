@@ -46,10 +46,14 @@ bool triangular_constant(const Tensor& c, bool is_bool) {
   const int64_t rows = c.dim(-2), cols = c.dim(-1);
   if (rows == 0 || cols == 0) return false;
   const int64_t planes = c.numel() / (rows * cols);
+  // Typed reads: GPT-2's buffer has a million entries and every layer slices it.
+  const auto* bytes = c.dtype() == DType::Bool ? c.data<uint8_t>() : nullptr;
+  const auto* floats = c.dtype() == DType::F32 ? c.data<float>() : nullptr;
   for (int64_t p = 0; p < planes; ++p)
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t j = 0; j < cols; ++j) {
-        const double x = c.get_f64((p * rows + i) * cols + j);
+        const int64_t at = (p * rows + i) * cols + j;
+        const double x = bytes ? bytes[at] : floats ? floats[at] : c.get_f64(at);
         const bool kept = is_bool ? x != 0 : x == 0;
         const bool dropped = is_bool ? x == 0 : x <= kDropped;
         if (j <= i ? !kept : !dropped) return false;
