@@ -6,8 +6,8 @@
 //   to be inferred from the size;
 // - Expand(x, target): each element becomes its known value, or 1 where it is provably x's dim
 //   at that (right-aligned) position, which Expand then keeps;
-// - Slice(x, starts, ends, axes, steps): an end that is provably the whole dim of its axis
-//   becomes INT64_MAX.
+// - Slice(x, starts, ends, axes, steps): known starts and ends become constants, and an end
+//   that is provably the whole dim of its axis becomes INT64_MAX.
 //
 // The chains that computed the operands are left to dead-code elimination. Per-element
 // computation of the same shape on every run is gone, and later passes see constant shapes.
@@ -154,8 +154,16 @@ class SimplifyShapeChains : public Pass {
         n.inputs[1] = constant(g, n, *t, "shape");
         ++rewrites;
       } else if (n.op_type == "Slice" && n.opset >= 10 && n.inputs.size() >= 3) {
+        // nn.MultiheadAttention splits its packed projection at offsets computed from the
+        // (static) hidden size.
+        if (const ir::Shape* starts = computed(g, values, n.inputs[1])) {
+          if (auto known = analysis::known_values(*starts)) {
+            n.inputs[1] = constant(g, n, *known, "starts");
+            ++rewrites;
+          }
+        }
         const ir::Shape* ends = computed(g, values, n.inputs[2]);
-        if (!ends || !constant_initializer(g, n.inputs[1])) continue;
+        if (!ends) continue;
         auto e = slice_ends(g, n, *ends);
         if (!e) continue;
         n.inputs[2] = constant(g, n, *e, "ends");

@@ -6,12 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <random>
+#include <sstream>
 
 #include "ir/graph.hpp"
+#include "kpt/session.hpp"
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/random_inputs.hpp"
 
 namespace kpt {
 namespace {
@@ -303,6 +307,49 @@ TEST(AttentionFusion, MaskWiderThanScoresIsNotFused) {
   in.push_back(Value::of(random_f32({2, 1, 5, 5}, 9)));
   ir::Graph opt = optimize_and_compare(g, in);
   EXPECT_EQ(count_ops(opt, "Attention"), 0) << ir::print(opt);
+}
+
+// Whole exported models, opt-in: KPT_EQUIVALENCE_MODELS=a.onnx:b.onnx runs each with every pass
+// and with none on the same inputs (batch 2, other dims 16, the second row of an
+// attention_mask right-padded by 4) and compares the outputs.
+TEST(AttentionFusion, WholeModelsMatchUnoptimized) {
+  const char* list = std::getenv("KPT_EQUIVALENCE_MODELS");
+  if (!list) GTEST_SKIP() << "set KPT_EQUIVALENCE_MODELS to a ':'-separated list of models";
+  std::stringstream paths(list);
+  for (std::string path; std::getline(paths, path, ':');) {
+    SCOPED_TRACE(path);
+    SessionOptions none;
+    none.optimization = OptimizationLevel::None;
+    Session plain = Session::open(path, none);
+    Session optimized = Session::open(path);
+    std::map<std::string, Value> inputs;
+    uint64_t seed = 1;
+    for (const auto& info : plain.inputs()) {
+      std::map<std::string, int64_t> dims;
+      for (const auto& sym : info.symbols)
+        dims[sym] = sym.find("batch") != std::string::npos ? 2 : 16;
+      Tensor t = runtime::random_input(info, dims, seed++);
+      if (info.name.find("mask") != std::string::npos && t.rank() == 2 && t.dim(0) >= 2) {
+        for (int64_t j = t.dim(1) - 4; j < t.dim(1); ++j) t.data<int64_t>()[t.dim(1) + j] = 0;
+      }
+      inputs[info.name] = Value::of(t);
+    }
+    auto want = plain.run(inputs);
+    auto got = optimized.run(inputs);
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t o = 0; o < want.size(); ++o) {
+      const Tensor& w = want[o].tensor;
+      const Tensor& t = got[o].tensor;
+      ASSERT_EQ(w.dims(), t.dims());
+      double worst = 0;
+      for (int64_t i = 0; i < w.numel(); ++i) {
+        const double a = w.get_f64(i), b = t.get_f64(i);
+        worst = std::max(worst, std::abs(a - b) / (1e-4 + 1e-3 * std::abs(a)));
+      }
+      EXPECT_LE(worst, 1.0) << "output " << o << " differs beyond rtol 1e-3, atol 1e-4";
+      std::cout << path << " output " << o << ": worst error / tolerance " << worst << "\n";
+    }
+  }
 }
 
 }  // namespace
