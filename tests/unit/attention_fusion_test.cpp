@@ -334,6 +334,8 @@ TEST(AttentionFusion, WholeModelsMatchUnoptimized) {
       }
       inputs[info.name] = Value::of(t);
     }
+    std::cout << path << ": " << plain.graph().nodes.size() << " nodes unoptimized, "
+              << optimized.graph().nodes.size() << " optimized\n";
     auto want = plain.run(inputs);
     auto got = optimized.run(inputs);
     ASSERT_EQ(want.size(), got.size());
@@ -342,12 +344,17 @@ TEST(AttentionFusion, WholeModelsMatchUnoptimized) {
       const Tensor& t = got[o].tensor;
       ASSERT_EQ(w.dims(), t.dims());
       double worst = 0;
+      int64_t differ = 0;
       for (int64_t i = 0; i < w.numel(); ++i) {
         const double a = w.get_f64(i), b = t.get_f64(i);
-        worst = std::max(worst, std::abs(a - b) / (1e-4 + 1e-3 * std::abs(a)));
+        const double e = std::abs(a - b) / (1e-4 + 1e-3 * std::abs(a));
+        worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+        differ += a != b;
       }
+      std::cout << differ << " of " << w.numel() << " elements differ\n";
       EXPECT_LE(worst, 1.0) << "output " << o << " differs beyond rtol 1e-3, atol 1e-4";
-      std::cout << path << " output " << o << ": worst error / tolerance " << worst << "\n";
+      std::cout << path << " output " << o << " " << t.describe() << ": first " << w.get_f64(0)
+                << " vs " << t.get_f64(0) << ", worst error / tolerance " << worst << "\n";
     }
   }
 }
