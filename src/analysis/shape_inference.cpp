@@ -271,6 +271,7 @@ InferenceSummary infer_shapes(ir::Graph& g, const InferenceOptions& options) {
   Scope scope;
   scope.graph = &g;
   inferer.run(scope);
+  if (options.values) *options.values = std::move(scope.values);
   return inferer.summary;
 }
 

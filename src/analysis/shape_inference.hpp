@@ -13,6 +13,10 @@ struct InferenceOptions {
   // Nodes whose inputs are all known run their reference kernel at inference time when every
   // input and output has fewer elements than this.
   int64_t max_constant_elements = 65536;
+  // When set, receives the element values known as dims (see InferContext::input_values) of
+  // the top-level graph's small integer tensors, so passes can prove two shape computations
+  // equal.
+  std::map<std::string, ir::Shape>* values = nullptr;
 };
 
 struct InferenceSummary {

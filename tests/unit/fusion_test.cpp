@@ -368,9 +368,9 @@ TEST(Fusion, AttentionFrom3DMultiheadPattern) {
   EXPECT_EQ(count_ops(opt, "Softmax"), 0) << ir::print(opt);
 }
 
-TEST(Fusion, AttentionWithMaskIsLeftAlone) {
+TEST(Fusion, AttentionWithAdditiveMaskIsFused) {
   ir::Graph opt = optimize_and_compare(attention_3d_graph(true), {6, 5, 4});
-  EXPECT_EQ(count_ops(opt, "Attention"), 0) << ir::print(opt);
+  EXPECT_EQ(count_ops(opt, "Attention"), 1) << ir::print(opt);
 }
 
 TEST(Fusion, AttentionFrom4DWithScaledScores) {
