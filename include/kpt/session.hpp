@@ -83,6 +83,14 @@ class Session {
   // With precision auto: what each layer runs at and why, and the outputs' cosine to fp32.
   std::string precision_report() const;
 
+  // Where one run's time goes: each top-level node with the kernel that ran it.
+  struct NodeTime {
+    std::string node, op, kernel;  // kernel: a fast kernel's name or "reference"
+    double ms = 0;
+  };
+  std::vector<Value> run_profiled(const std::map<std::string, Value>& inputs,
+                                  std::vector<NodeTime>& times) const;
+
  private:
   struct Impl;
   explicit Session(std::unique_ptr<Impl> impl);

@@ -1,5 +1,6 @@
 #include "kpt/session.hpp"
 
+#include <chrono>
 #include <set>
 
 #include "backends/cpu/parallel.hpp"
@@ -234,6 +235,32 @@ std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) cons
   return runtime::run_graph(g, positional, nullptr,
                             impl_->plan.by_node.empty() ? nullptr : &impl_->plan.by_node,
                             memory.get());
+}
+
+std::vector<Value> Session::run_profiled(const std::map<std::string, Value>& inputs,
+                                         std::vector<NodeTime>& times) const {
+  const auto& g = impl_->model.graph;
+  std::vector<Value> positional = impl_->positional(inputs);
+  cpu::set_num_threads(impl_->options.threads);
+  std::unique_ptr<runtime::RunMemory> memory;
+  if (impl_->memory) memory = impl_->memory->begin(positional);
+  times.clear();
+  // Nodes run one after another, so a node's time is the gap since the previous one finished.
+  auto last = std::chrono::steady_clock::now();
+  const runtime::NodeObserver observe = [&](size_t k, const std::vector<const Value*>&,
+                                            const std::vector<Value>&) {
+    const auto now = std::chrono::steady_clock::now();
+    const ir::Node& n = g.nodes[k];
+    const ops::Kernel* kernel = impl_->plan.by_node.empty() ? nullptr : impl_->plan.by_node[k];
+    times.push_back(NodeTime{n.name.empty() ? n.outputs[0] : n.name,
+                             (n.domain.empty() ? "" : n.domain + ".") + n.op_type,
+                             kernel ? kernel->name() : "reference",
+                             std::chrono::duration<double, std::milli>(now - last).count()});
+    last = now;
+  };
+  return runtime::run_graph(g, positional, nullptr,
+                            impl_->plan.by_node.empty() ? nullptr : &impl_->plan.by_node,
+                            memory.get(), &observe);
 }
 
 std::string Session::precision_report() const {

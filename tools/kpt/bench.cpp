@@ -48,7 +48,39 @@ struct Args {
   std::string json;
   std::string chart;
   std::string label;
+  bool profile = false;
 };
+
+// One profiled run, summed by op and kernel, heaviest first.
+nlohmann::json print_profile(const Session& session, const std::map<std::string, Value>& feeds) {
+  std::vector<Session::NodeTime> times;
+  session.run_profiled(feeds, times);
+  std::map<std::pair<std::string, std::string>, std::pair<double, int>> by_op;
+  double total = 0;
+  for (const auto& t : times) {
+    auto& e = by_op[{t.op, t.kernel}];
+    e.first += t.ms;
+    e.second++;
+    total += t.ms;
+  }
+  std::vector<std::pair<std::pair<std::string, std::string>, std::pair<double, int>>> rows(
+      by_op.begin(), by_op.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& x, const auto& y) { return x.second.first > y.second.first; });
+  std::printf("profile    one run, %.3f ms in %zu nodes; by op and kernel:\n", total, times.size());
+  nlohmann::json j = nlohmann::json::array();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& [key, value] = rows[i];
+    if (i < 15) {
+      std::printf("           %9.3f ms %5.1f%%  %4d x %s on %s\n", value.first,
+                  total > 0 ? 100 * value.first / total : 0.0, value.second, key.first.c_str(),
+                  key.second.c_str());
+    }
+    j.push_back(
+        {{"op", key.first}, {"kernel", key.second}, {"ms", value.first}, {"nodes", value.second}});
+  }
+  return j;
+}
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
@@ -185,6 +217,8 @@ void run(const Args& a) {
     }
     std::fprintf(stderr, "\n");
     const double total_s = ms_since(start) / 1000.0;
+    nlohmann::json profile;
+    if (a.profile) profile = print_profile(session, feeds);
     const size_t peak = peak_tensor_bytes() - std::min(base, peak_tensor_bytes());
     const LatencySummary lat = summarize_latencies(latencies);
     const double throughput = static_cast<double>(a.iterations) / total_s;
@@ -233,6 +267,7 @@ void run(const Args& a) {
          {"peak_memory_bytes", peak},
          {"peak_rss_bytes", peak_rss},
          {"kernels", kernels},
+         {"profile", profile},
          {"memory_plan",
           {{"arena_bytes", mem.arena_bytes},
            {"planned_tensor_bytes", mem.planned_tensor_bytes},
@@ -315,6 +350,8 @@ void add_bench(CLI::App& app) {
                   "Threads per run, for kpt and ONNX Runtime (0: every "
                   "core, the default)");
   cmd->add_option("--iterations", a->iterations, "Timed runs (default 20)");
+  cmd->add_flag("--profile", a->profile,
+                "After the timed runs, time one run node by node and print where it went");
   cmd->add_option("--warmup", a->warmup, "Untimed runs first (default 2)");
   cmd->add_option("--level", a->level, "Optimization level: none, basic, extended, all")
       ->check(CLI::IsMember({"none", "basic", "extended", "all"}));
