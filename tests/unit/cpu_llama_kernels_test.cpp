@@ -112,3 +112,22 @@ TEST(CpuLlamaKernels, RotaryMatchesReferenceInEveryLayout) {
 
 }  // namespace
 }  // namespace kpt
+
+namespace kpt {
+namespace {
+
+TEST(CpuTranspose, HeadSplitAndMergeMatchReference) {
+  std::mt19937 rng(std::random_device{}());
+  const std::vector<std::vector<int64_t>> perms = {
+      {0, 2, 1, 3}, {2, 0, 1, 3}, {1, 0, 2}, {1, 0, 2, 3}};
+  const std::vector<Dims> shapes = {{2, 5, 3, 7}, {4, 3, 2, 16}, {6, 5, 3}, {3, 4, 5, 2}};
+  for (size_t i = 0; i < perms.size(); ++i) {
+    auto node = make_node("Transpose", 1, {ir::Attribute::of_ints("perm", perms[i])});
+    node.opset = 13;
+    auto [ref, fast] = run_both(node, {random_f32(shapes[i], rng)}, "cpu.transpose");
+    expect_close(fast, ref, 0);
+  }
+}
+
+}  // namespace
+}  // namespace kpt
