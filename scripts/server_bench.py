@@ -31,9 +31,11 @@ NUMPY = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.
 
 
 def parse_ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)$", text)
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        raise RuntimeError(f"wrk printed a latency this script cannot read: {text!r}")
     v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    return {"us": v / 1000, "ms": v, "s": v * 1000, "m": v * 60000}[unit]
 
 
 def run_wrk(url, body_file, connections, seconds):
@@ -42,6 +44,8 @@ def run_wrk(url, body_file, connections, seconds):
                           "--latency", "-s", LUA, url], env=dict(os.environ, KPT_BODY=body_file),
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    if not re.search(r"50%\s+(\S+)", out):
+        raise RuntimeError("wrk reported no latency distribution (no request completed?):\n" + out)
     p50 = parse_ms(re.search(r"50%\s+(\S+)", out).group(1))
     p99 = parse_ms(re.search(r"99%\s+(\S+)", out).group(1))
     errors = 0
@@ -97,7 +101,7 @@ def main():
                 with open(body_file, "w") as f:
                     json.dump({"inputs": inputs, "parameters": {"binary_data_output": True}}, f)
                 url = f"http://127.0.0.1:{srv.port}/v2/models/m/infer"
-                run_wrk(url, body_file, 1, 1)  # warm-up
+                run_wrk(url, body_file, 1, 3)  # warm-up (long enough for a slow model to answer)
                 for c in levels:
                     rps, p50, p99, errors = run_wrk(url, body_file, c, args.seconds)
                     rows.append((label, c, rps, p50, p99, errors))
