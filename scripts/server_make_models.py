@@ -3,7 +3,7 @@
 
   add/1            Add of two f32[3,4,5] tensors (the issue's trivial model), no config
   batch/1, 2       y = x * 2 (version 1) or x * 3 (version 2) over f32[N,4], dynamic batching
-  slow/1           a chain of MatMuls over f32[N,512] that takes tens of ms, a queue of 2
+  slow/1           a chain of float64 MatMuls over f32[N,512] (reference kernels) that takes tens of ms, a queue of 2
   ints/1           z = a + b over int64[N] (dtype checks)
 
 Usage: server_make_models.py DIR [--slow-layers N]
@@ -54,12 +54,14 @@ def main():
              "input": [{"name": "x", "data_type": "TYPE_FP32", "dims": [4]}]})
 
     rng = np.random.default_rng(0)
-    w = (rng.standard_normal((512, 512)) / np.sqrt(512)).astype(np.float32)
-    nodes, prev = [], "x"
+    # The chain runs in float64, which only the reference kernels take: the model stays slow
+    # (tens of ms) however fast the float32 kernels get, so queueing tests keep their timing.
+    w = (rng.standard_normal((512, 512)) / np.sqrt(512)).astype(np.float64)
+    nodes, prev = [helper.make_node("Cast", ["x"], ["x64"], to=TensorProto.DOUBLE)], "x64"
     for i in range(args.slow_layers):
         nodes.append(helper.make_node("MatMul", [prev, "w"], [f"h{i}"]))
         prev = f"h{i}"
-    nodes.append(helper.make_node("Identity", [prev], ["y"]))
+    nodes.append(helper.make_node("Cast", [prev], ["y"], to=TensorProto.FLOAT))
     save(os.path.join(d, "slow"), 1, helper.make_graph(
         nodes, "slow",
         [helper.make_tensor_value_info("x", f32, ["N", 512])],

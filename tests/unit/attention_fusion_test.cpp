@@ -16,19 +16,14 @@
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/random_inputs.hpp"
+#include "tests/testing/ir_builders.hpp"
 
 namespace kpt {
 namespace {
 
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
               int opset = 17) {
-  ir::Node n;
-  n.op_type = std::move(op);
-  n.name = out[0] + "_node";
-  n.opset = opset;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
+  return testing::make_node(std::move(op), std::move(in), std::move(out), opset);
 }
 
 ir::Shape shape(const Dims& d) {

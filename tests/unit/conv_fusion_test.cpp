@@ -10,19 +10,14 @@
 #include "kpt/session.hpp"
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
+#include "tests/testing/ir_builders.hpp"
 #include "tests/testing/model_builder.hpp"
 
 namespace kpt {
 namespace {
 
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out) {
-  ir::Node n;
-  n.op_type = std::move(op);
-  n.name = out[0] + "_node";
-  n.opset = 17;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
+  return testing::make_node(std::move(op), std::move(in), std::move(out), 17);
 }
 
 ir::Node conv(const std::string& x, const std::string& w, const std::string& b,

@@ -13,6 +13,7 @@
 #include "ir/graph.hpp"
 #include "kpt/error.hpp"
 #include "runtime/executor.hpp"
+#include "tests/testing/ir_builders.hpp"
 
 namespace kpt {
 namespace {
@@ -21,23 +22,10 @@ using Named = std::vector<std::pair<std::string, Tensor>>;
 
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
               int opset = 23, std::string domain = "") {
-  ir::Node n;
-  n.op_type = std::move(op);
-  n.domain = std::move(domain);
-  n.name = out.empty() ? "" : out[0] + "_node";
-  n.opset = opset;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
+  return testing::make_node(std::move(op), std::move(in), std::move(out), opset, std::move(domain));
 }
 
-Tensor random_f32(Dims dims, uint32_t seed) {
-  Tensor t(DType::F32, std::move(dims));
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-2, 2);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
+using testing::random_f32;
 
 // Runs `nodes` with graph inputs `inputs` (in order) and returns the values named `outputs`.
 std::vector<Tensor> run(std::vector<ir::Node> nodes, const Named& inputs,

@@ -8,28 +8,17 @@
 #include "ir/graph.hpp"
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
+#include "tests/testing/ir_builders.hpp"
 
 namespace kpt {
 namespace {
 
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
               int opset = 20) {
-  ir::Node n;
-  n.op_type = std::move(op);
-  n.name = out.empty() ? "" : out[0] + "_node";
-  n.opset = opset;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
+  return testing::make_node(std::move(op), std::move(in), std::move(out), opset);
 }
 
-Tensor random_f32(Dims dims, uint32_t seed) {
-  Tensor t(DType::F32, std::move(dims));
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-2, 2);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
+using testing::random_f32;
 
 ir::Shape shape_of(const Dims& d) {
   ir::Shape s;

@@ -6,28 +6,17 @@
 #include "ir/graph.hpp"
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
+#include "tests/testing/ir_builders.hpp"
 
 namespace kpt {
 namespace {
 
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
               int opset = 17) {
-  ir::Node n;
-  n.op_type = std::move(op);
-  n.name = out.empty() ? "" : out[0] + "_node";
-  n.opset = opset;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
+  return testing::make_node(std::move(op), std::move(in), std::move(out), opset);
 }
 
-Tensor random_f32(Dims dims, uint32_t seed, float lo = -2, float hi = 2) {
-  Tensor t(DType::F32, std::move(dims));
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
+using testing::random_f32;
 
 Tensor f32(float v) {
   return Tensor::scalar<float>(DType::F32, v);

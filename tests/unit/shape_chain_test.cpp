@@ -10,18 +10,13 @@
 #include "passes/pass_manager.hpp"
 #include "passes/rewrite_util.hpp"
 #include "runtime/executor.hpp"
+#include "tests/testing/ir_builders.hpp"
 
 namespace kpt {
 namespace {
 
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out) {
-  ir::Node n;
-  n.op_type = std::move(op);
-  n.name = out[0] + "_node";
-  n.opset = 17;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
+  return testing::make_node(std::move(op), std::move(in), std::move(out), 17);
 }
 
 Tensor i64s(std::vector<int64_t> v) {
