@@ -12,6 +12,7 @@
 #include "runtime/executor.hpp"
 #include "tests/testing/ir_builders.hpp"
 #include "tests/testing/model_builder.hpp"
+#include "tests/testing/pass_check.hpp"
 
 namespace kpt {
 namespace {
@@ -89,22 +90,8 @@ ir::Graph optimize_and_compare(const ir::Graph& reference) {
   ir::Graph optimized = reference;
   passes::optimize(optimized, OptimizationLevel::Extended);
   const Tensor x = random_f32({2, kC, 6, 6}, 99);
-  const auto want = runtime::run_graph(reference, {Value::of(x)});
-  const auto got = runtime::run_graph(optimized, {Value::of(x)});
-  EXPECT_EQ(want.size(), got.size());
-  for (size_t o = 0; o < want.size() && o < got.size(); ++o) {
-    const Tensor& w = want[o].tensor;
-    const Tensor& t = got[o].tensor;
-    EXPECT_EQ(w.dims(), t.dims());
-    if (w.dims() != t.dims()) continue;
-    for (int64_t i = 0; i < w.numel(); ++i) {
-      const float a = w.data<float>()[i], b = t.data<float>()[i];
-      if (std::abs(a - b) > 1e-4 * (1 + std::abs(a))) {
-        ADD_FAILURE() << "output " << o << " element " << i << ": " << a << " vs " << b;
-        break;
-      }
-    }
-  }
+  testing::expect_outputs_close(runtime::run_graph(reference, {Value::of(x)}),
+                                runtime::run_graph(optimized, {Value::of(x)}), 1e-4);
   return optimized;
 }
 

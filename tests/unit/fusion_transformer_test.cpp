@@ -12,6 +12,7 @@
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
 #include "tests/testing/ir_builders.hpp"
+#include "tests/testing/pass_check.hpp"
 
 namespace kpt {
 namespace {
@@ -58,36 +59,7 @@ const ir::Node* find_op(const ir::Graph& g, const std::string& op) {
   return nullptr;
 }
 
-// Optimizes a copy at Extended and checks its outputs against the original's on random inputs.
-ir::Graph optimize_and_compare(ir::Graph reference, double tol = 1e-5) {
-  ir::sort_and_verify(reference);
-  ir::Graph optimized = reference;
-  passes::optimize(optimized, OptimizationLevel::Extended);
-  std::vector<Value> inputs;
-  uint32_t seed = 11;
-  for (const auto& in : reference.inputs) {
-    Dims d;
-    for (const auto& dim : *in.type.shape) d.push_back(dim.value);
-    inputs.push_back(Value::of(random_f32(d, seed++)));
-  }
-  auto want = runtime::run_graph(reference, inputs);
-  auto got = runtime::run_graph(optimized, inputs);
-  EXPECT_EQ(want.size(), got.size());
-  for (size_t o = 0; o < want.size() && o < got.size(); ++o) {
-    const Tensor& w = want[o].tensor;
-    const Tensor& t = got[o].tensor;
-    EXPECT_EQ(w.dims(), t.dims());
-    if (w.dims() != t.dims()) continue;
-    for (int64_t i = 0; i < w.numel(); ++i) {
-      const float a = w.data<float>()[i], b = t.data<float>()[i];
-      if (std::abs(a - b) > tol * (1 + std::abs(a))) {
-        ADD_FAILURE() << "output " << o << " element " << i << ": " << a << " vs " << b;
-        break;
-      }
-    }
-  }
-  return optimized;
-}
+using testing::optimize_and_compare;
 
 // ---- residual add + normalization ----
 
