@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "ir/graph.hpp"
@@ -12,6 +13,20 @@
 #include "tests/testing/ir_builders.hpp"
 
 namespace kpt::testing {
+
+inline int count_ops(const ir::Graph& g, const std::string& op) {
+  int c = 0;
+  for (const auto& n : g.nodes) c += n.op_type == op;
+  return c;
+}
+
+// The first node of type `op`, or nullptr.
+inline const ir::Node* find_op(const ir::Graph& g, const std::string& op) {
+  for (const auto& n : g.nodes) {
+    if (n.op_type == op) return &n;
+  }
+  return nullptr;
+}
 
 // Every float output of `got` within tol * (1 + |want|) of `want`; one failure per output.
 inline void expect_outputs_close(const std::vector<Value>& want, const std::vector<Value>& got,

@@ -17,9 +17,12 @@
 #include "runtime/executor.hpp"
 #include "runtime/random_inputs.hpp"
 #include "tests/testing/ir_builders.hpp"
+#include "tests/testing/pass_check.hpp"
 
 namespace kpt {
 namespace {
+
+using testing::count_ops;
 
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
               int opset = 17) {
@@ -67,12 +70,6 @@ const ir::Node* find(const ir::Graph& g, const std::string& op) {
     if (n.op_type == op) return &n;
   }
   return nullptr;
-}
-
-int count_ops(const ir::Graph& g, const std::string& op) {
-  int c = 0;
-  for (const auto& n : g.nodes) c += n.op_type == op;
-  return c;
 }
 
 // Graph with inputs q [b, h, s, d], k and v [b, kv, s, d] and output y.

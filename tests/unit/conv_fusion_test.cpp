@@ -17,6 +17,8 @@
 namespace kpt {
 namespace {
 
+using testing::count_ops;
+
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out) {
   return testing::make_node(std::move(op), std::move(in), std::move(out), 17);
 }
@@ -77,12 +79,6 @@ ir::Graph residual_block() {
   g.nodes.push_back(node("Relu", {"a"}, {"y"}));
   ir::sort_and_verify(g);
   return g;
-}
-
-int count_ops(const ir::Graph& g, const std::string& op) {
-  int c = 0;
-  for (const auto& n : g.nodes) c += n.op_type == op;
-  return c;
 }
 
 // Optimizes a copy at Extended and checks every output against the original's.

@@ -39,30 +39,6 @@ Tensor random_bool(const Dims& dims, double p_true) {
   return t;
 }
 
-ir::Attribute int_attr(const std::string& name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::Int;
-  a.i = v;
-  return a;
-}
-
-ir::Attribute float_attr(const std::string& name, float v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::Float;
-  a.f = v;
-  return a;
-}
-
-ir::Attribute string_attr(const std::string& name, const std::string& v) {
-  ir::Attribute a;
-  a.name = name;
-  a.kind = ir::Attribute::Kind::String;
-  a.s = v;
-  return a;
-}
-
 ir::Node make_node(const std::string& op, size_t inputs, int opset,
                    const std::vector<ir::Attribute>& attrs = {}, const std::string& domain = "",
                    size_t outputs = 1) {
@@ -262,12 +238,12 @@ struct AttentionCase {
 
 void check_attention(const AttentionCase& c) {
   std::vector<ir::Attribute> attrs;
-  if (c.causal) attrs.push_back(int_attr("is_causal", 1));
-  if (c.scale != 0) attrs.push_back(float_attr("scale", c.scale));
+  if (c.causal) attrs.push_back(ir::Attribute::of_int("is_causal", 1));
+  if (c.scale != 0) attrs.push_back(ir::Attribute::of_float("scale", c.scale));
   Tensor q, k, v;
   if (c.three_d) {
-    attrs.push_back(int_attr("q_num_heads", c.Hq));
-    attrs.push_back(int_attr("kv_num_heads", c.Hkv));
+    attrs.push_back(ir::Attribute::of_int("q_num_heads", c.Hq));
+    attrs.push_back(ir::Attribute::of_int("kv_num_heads", c.Hkv));
     q = random_f32({c.B, c.Sq, c.Hq * c.D}, -2, 2);
     k = random_f32({c.B, c.L, c.Hkv * c.D}, -2, 2);
     v = random_f32({c.B, c.L, c.Hkv * c.Dv});
@@ -373,7 +349,8 @@ TEST(CpuAttention, PortablePathMatchesTheAvx512Path) {
 }
 
 TEST(CpuAttention, DeclinesWhatItDoesNotHandle) {
-  const ir::Node softcap = make_node("Attention", 3, 23, {float_attr("softcap", 5.0f)});
+  const ir::Node softcap =
+      make_node("Attention", 3, 23, {ir::Attribute::of_float("softcap", 5.0f)});
   cpu::PrepareContext pc{softcap, {nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr}, {}};
   EXPECT_EQ(cpu::KernelRegistry::instance().prepare(pc), nullptr);
   const ir::Node present = make_node("Attention", 3, 23, {}, "", 3);
@@ -397,8 +374,9 @@ TEST(CpuNorms, LayerNormalizationLastAndTrailingAxesWithStatistics) {
       const Dims pdims(dims.end() + axis, dims.end());
       const std::vector<Tensor> in = {random_f32(dims, -3, 5), random_f32(pdims),
                                       random_f32(pdims)};
-      const ir::Node n = make_node("LayerNormalization", 3, 17,
-                                   {int_attr("axis", axis), float_attr("epsilon", 1e-5f)}, "", 3);
+      const ir::Node n = make_node(
+          "LayerNormalization", 3, 17,
+          {ir::Attribute::of_int("axis", axis), ir::Attribute::of_float("epsilon", 1e-5f)}, "", 3);
       const auto want = run(n, in, false);
       const auto got = run(n, in, true, "cpu.layer_normalization");
       for (size_t o = 0; o < 3; ++o)
@@ -419,7 +397,8 @@ TEST(CpuNorms, LayerNormalizationLastAndTrailingAxesWithStatistics) {
 TEST(CpuNorms, RmsNormalization) {
   for (const Dims& dims : std::vector<Dims>{{3, 7, 37}, {2, 4096}, {9, 5}}) {
     const std::vector<Tensor> in = {random_f32(dims, -3, 3), random_f32({dims.back()})};
-    const ir::Node n = make_node("RMSNormalization", 2, 23, {float_attr("epsilon", 1e-6f)});
+    const ir::Node n =
+        make_node("RMSNormalization", 2, 23, {ir::Attribute::of_float("epsilon", 1e-6f)});
     expect_close(run(n, in, true, "cpu.rms_normalization")[0], run(n, in, false)[0], 1e-5, 1e-5,
                  "RMSNorm");
   }
@@ -479,8 +458,8 @@ TEST(CpuNorms, SkipLayerNormalizationAgainstPlainLoop) {
       in.push_back(bias);
       const std::string op =
           simplified ? "SkipSimplifiedLayerNormalization" : "SkipLayerNormalization";
-      const ir::Node n =
-          make_node(op, in.size(), 1, {float_attr("epsilon", 1e-6f)}, "com.microsoft", 4);
+      const ir::Node n = make_node(op, in.size(), 1, {ir::Attribute::of_float("epsilon", 1e-6f)},
+                                   "com.microsoft", 4);
       ir::Node node = n;
       if (simplified) node.outputs[1].clear();  // the simplified form has no mean output
       const auto got = run(node, in, true,
@@ -508,11 +487,11 @@ TEST(CpuSoftmax, LastAxisAndFlattenedTrailingAxes) {
   }
   // Opset 11, axis 1 of a 3-D input: softmax over the flattened [1:] axes.
   const Tensor x = random_f32({3, 4, 21}, -5, 5);
-  const ir::Node n = make_node("Softmax", 1, 11, {int_attr("axis", 1)});
+  const ir::Node n = make_node("Softmax", 1, 11, {ir::Attribute::of_int("axis", 1)});
   expect_close(run(n, {x}, true, "cpu.softmax")[0], run(n, {x}, false)[0], 1e-5, 1e-7,
                "Softmax opset 11");
   // An inner axis goes to the reference kernel.
-  const ir::Node inner = make_node("Softmax", 1, 13, {int_attr("axis", 1)});
+  const ir::Node inner = make_node("Softmax", 1, 13, {ir::Attribute::of_int("axis", 1)});
   expect_close(run(inner, {x}, true)[0], run(inner, {x}, false)[0], 1e-6, 0, "inner axis");
   // A NaN poisons its row only.
   Tensor y = random_f32({2, 19});
@@ -533,7 +512,7 @@ TEST(CpuActivations, GeluReluSigmoidTanhErf) {
   };
   const std::vector<Case> cases = {
       {"Gelu", {}, "cpu.gelu(erf)", 20},
-      {"Gelu", {string_attr("approximate", "tanh")}, "cpu.gelu(tanh)", 20},
+      {"Gelu", {ir::Attribute::of_string("approximate", "tanh")}, "cpu.gelu(tanh)", 20},
       {"Relu", {}, "cpu.relu", 14},
       {"Sigmoid", {}, "cpu.sigmoid", 13},
       {"Tanh", {}, "cpu.tanh", 13},

@@ -14,6 +14,9 @@
 namespace kpt {
 namespace {
 
+using testing::count_ops;
+using testing::find_op;
+
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
               int opset = 20) {
   return testing::make_node(std::move(op), std::move(in), std::move(out), opset);
@@ -36,19 +39,6 @@ ir::Graph linear_base(const Dims& x_dims, std::vector<std::string> outputs = {"y
   g.initializers["w"] = random_f32({x_dims.back(), 5}, 6);
   g.initializers["bias"] = random_f32({5}, 7);
   return g;
-}
-
-int count_ops(const ir::Graph& g, const std::string& op) {
-  int c = 0;
-  for (const auto& n : g.nodes) c += n.op_type == op;
-  return c;
-}
-
-const ir::Node* find_op(const ir::Graph& g, const std::string& op) {
-  for (const auto& n : g.nodes) {
-    if (n.op_type == op) return &n;
-  }
-  return nullptr;
 }
 
 using testing::optimize_and_compare;

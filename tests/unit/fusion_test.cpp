@@ -7,9 +7,12 @@
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
 #include "tests/testing/ir_builders.hpp"
+#include "tests/testing/pass_check.hpp"
 
 namespace kpt {
 namespace {
+
+using testing::count_ops;
 
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
               int opset = 17) {
@@ -36,12 +39,6 @@ ir::Graph graph_with_input(const Dims& x_dims, int opset) {
   g.inputs.push_back({"x", ir::Type::tensor(DType::F32, s)});
   g.outputs.push_back({"y", ir::Type::tensor(DType::F32)});
   return g;
-}
-
-int count_ops(const ir::Graph& g, const std::string& op) {
-  int c = 0;
-  for (const auto& n : g.nodes) c += n.op_type == op;
-  return c;
 }
 
 // Optimizes a copy at Extended and checks that the outputs match the original on random input.

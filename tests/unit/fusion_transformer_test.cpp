@@ -17,6 +17,9 @@
 namespace kpt {
 namespace {
 
+using testing::count_ops;
+using testing::find_op;
+
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
               int opset = 23) {
   return testing::make_node(std::move(op), std::move(in), std::move(out), opset);
@@ -44,19 +47,6 @@ ir::Graph graph_with_inputs(const std::vector<std::pair<std::string, Dims>>& inp
     g.inputs.push_back({name, ir::Type::tensor(DType::F32, shape_of(dims))});
   for (const auto& o : outputs) g.outputs.push_back({o, ir::Type::tensor(DType::F32)});
   return g;
-}
-
-int count_ops(const ir::Graph& g, const std::string& op) {
-  int c = 0;
-  for (const auto& n : g.nodes) c += n.op_type == op;
-  return c;
-}
-
-const ir::Node* find_op(const ir::Graph& g, const std::string& op) {
-  for (const auto& n : g.nodes) {
-    if (n.op_type == op) return &n;
-  }
-  return nullptr;
 }
 
 using testing::optimize_and_compare;

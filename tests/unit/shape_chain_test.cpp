@@ -11,9 +11,12 @@
 #include "passes/rewrite_util.hpp"
 #include "runtime/executor.hpp"
 #include "tests/testing/ir_builders.hpp"
+#include "tests/testing/pass_check.hpp"
 
 namespace kpt {
 namespace {
+
+using testing::count_ops;
 
 ir::Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out) {
   return testing::make_node(std::move(op), std::move(in), std::move(out), 17);
@@ -60,12 +63,6 @@ std::string dim_of(ir::Graph& g, const std::string& x, int k) {
   g.nodes.push_back(node("Gather", {shape, idx}, {d + "_s"}));
   g.nodes.push_back(node("Unsqueeze", {d + "_s", "zero"}, {d}));
   return d;
-}
-
-int count_ops(const ir::Graph& g, const std::string& op) {
-  int c = 0;
-  for (const auto& n : g.nodes) c += n.op_type == op;
-  return c;
 }
 
 const ir::Node& only(const ir::Graph& g, const std::string& op) {
