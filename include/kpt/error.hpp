@@ -1,4 +1,5 @@
 #pragma once
+#include <concepts>
 #include <stdexcept>
 #include <string>
 
@@ -24,6 +25,12 @@ class Unsupported : public Error {
 // Throws Error(message) unless condition holds. Use for checks on user input, not invariants.
 inline void check(bool condition, const std::string& message) {
   if (!condition) fail(message);
+}
+// For checks that run per inference: the message (shapes printed, names joined) is built only
+// when the check fails, e.g. check(ok, [&] { return "got " + dims_to_string(d); }).
+template <std::invocable MakeMessage>
+inline void check(bool condition, MakeMessage&& make_message) {
+  if (!condition) fail(make_message());
 }
 
 }  // namespace kpt

@@ -39,7 +39,8 @@ Dims broadcast_all(const std::vector<Dims>& shapes) {
 
 std::vector<int64_t> broadcast_offsets(const Dims& out, const Dims& in) {
   const size_t r = out.size();
-  check(in.size() <= r, "cannot broadcast " + dims_to_string(in) + " to " + dims_to_string(out));
+  check(in.size() <= r,
+        [&] { return "cannot broadcast " + dims_to_string(in) + " to " + dims_to_string(out); });
   std::vector<int64_t> in_strides(r, 0);
   auto s = strides_of(in);
   for (size_t i = 0; i < in.size(); ++i) {
@@ -47,10 +48,11 @@ std::vector<int64_t> broadcast_offsets(const Dims& out, const Dims& in) {
     in_strides[oi] = in[i] == 1 ? 0 : s[i];
   }
   const int64_t n = element_count(out);
-  check(static_cast<uint64_t>(n) <= max_allocation_bytes() / sizeof(int64_t),
-        "broadcasting to shape " + dims_to_string(out) +
-            " needs more than the allocation limit of " + std::to_string(max_allocation_bytes()) +
-            " bytes");
+  check(static_cast<uint64_t>(n) <= max_allocation_bytes() / sizeof(int64_t), [&] {
+    return "broadcasting to shape " + dims_to_string(out) +
+           " needs more than the allocation limit of " + std::to_string(max_allocation_bytes()) +
+           " bytes";
+  });
   std::vector<int64_t> offsets(static_cast<size_t>(n));
   std::vector<int64_t> idx(r, 0);
   int64_t off = 0;

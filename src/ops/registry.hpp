@@ -64,6 +64,11 @@ class KernelContext {
   void check(bool cond, const std::string& message) const {
     if (!cond) fail(message);
   }
+  // Builds the message only when the check fails (for checks on every run's shapes).
+  template <std::invocable MakeMessage>
+  void check(bool cond, MakeMessage&& make_message) const {
+    if (!cond) fail(make_message());
+  }
 
  private:
   const ir::Node& node_;

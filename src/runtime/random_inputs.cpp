@@ -150,14 +150,16 @@ std::map<std::string, Dims> resolve_input_dims(const std::vector<IoInfo>& inputs
     check(info != inputs.end(),
           "--input " + name + ": the model has no input of that name; its inputs are: " + names);
     if (!info->has_shape) continue;
-    check(dims.size() == info->dims.size(),
-          "--input " + name + "=" + dims_to_string(dims) + ": the model declares rank " +
-              std::to_string(info->dims.size()) + " (shape " + declared_shape(*info) + ")");
+    check(dims.size() == info->dims.size(), [&] {
+      return "--input " + name + "=" + dims_to_string(dims) + ": the model declares rank " +
+             std::to_string(info->dims.size()) + " (shape " + declared_shape(*info) + ")";
+    });
     for (size_t d = 0; d < dims.size(); ++d) {
-      check(info->dims[d] < 0 || info->dims[d] == dims[d],
-            "--input " + name + "=" + dims_to_string(dims) + ": dim " + std::to_string(d) +
-                " must be " + std::to_string(info->dims[d]) + " (declared shape " +
-                declared_shape(*info) + ")");
+      check(info->dims[d] < 0 || info->dims[d] == dims[d], [&] {
+        return "--input " + name + "=" + dims_to_string(dims) + ": dim " + std::to_string(d) +
+               " must be " + std::to_string(info->dims[d]) + " (declared shape " +
+               declared_shape(*info) + ")";
+      });
       const std::string& sym = info->symbols[d];
       if (info->dims[d] >= 0 || sym.empty()) continue;
       auto [it, inserted] = symbols.try_emplace(sym, dims[d], name);

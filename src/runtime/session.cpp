@@ -64,14 +64,16 @@ void check_input(const IoInfo& info, const Value& v) {
         what + ": expected element type " + std::string(dtype_name(info.dtype)) + ", got " +
             std::string(dtype_name(t.dtype())));
   if (!info.has_shape) return;
-  check(t.rank() == info.dims.size(), what + ": expected rank " + std::to_string(info.dims.size()) +
-                                          " (shape " + dims_to_string(info.dims) + "), got shape " +
-                                          dims_to_string(t.dims()));
+  check(t.rank() == info.dims.size(), [&] {
+    return what + ": expected rank " + std::to_string(info.dims.size()) + " (shape " +
+           dims_to_string(info.dims) + "), got shape " + dims_to_string(t.dims());
+  });
   for (size_t i = 0; i < info.dims.size(); ++i) {
-    check(info.dims[i] < 0 || info.dims[i] == t.dims()[i],
-          what + ": dimension " + std::to_string(i) + " must be " + std::to_string(info.dims[i]) +
-              " (declared shape " + dims_to_string(info.dims) + "), got shape " +
-              dims_to_string(t.dims()));
+    check(info.dims[i] < 0 || info.dims[i] == t.dims()[i], [&] {
+      return what + ": dimension " + std::to_string(i) + " must be " +
+             std::to_string(info.dims[i]) + " (declared shape " + dims_to_string(info.dims) +
+             "), got shape " + dims_to_string(t.dims());
+    });
   }
 }
 

@@ -7,7 +7,8 @@ namespace {
 
 void if_kernel(KernelContext& ctx) {
   const Tensor& c = ctx.input(0);
-  ctx.check(c.numel() == 1, "condition must hold exactly one element, got " + c.describe());
+  ctx.check(c.numel() == 1,
+            [&] { return "condition must hold exactly one element, got " + c.describe(); });
   const bool cond = c.get_f64(0) != 0;
   const char* branch = cond ? "then_branch" : "else_branch";
   const ir::Graph* g = ctx.node().attr_graph(branch);

@@ -20,7 +20,8 @@ void loop_kernel(KernelContext& ctx) {
   int64_t max_trip = std::numeric_limits<int64_t>::max();
   if (ctx.has_input(0)) {
     const Tensor& m = ctx.input(0);
-    ctx.check(m.numel() == 1, "trip count M must hold one element, got " + m.describe());
+    ctx.check(m.numel() == 1,
+              [&] { return "trip count M must hold one element, got " + m.describe(); });
     max_trip = m.get_i64(0);
   }
   bool cond = true;

@@ -10,7 +10,8 @@ enum class Dist { Uniform, Normal };
 void fill(KernelContext& ctx, Dist dist, const Dims& dims, DType dtype) {
   ctx.check(is_float(dtype),
             "output type must be a float type, got " + std::string(dtype_name(dtype)));
-  for (auto d : dims) ctx.check(d >= 0, "shape " + dims_to_string(dims) + " has a negative dim");
+  for (auto d : dims)
+    ctx.check(d >= 0, [&] { return "shape " + dims_to_string(dims) + " has a negative dim"; });
   Tensor out(DType::F64, dims);
   auto eng = control::make_engine(ctx);
   double* p = out.data<double>();

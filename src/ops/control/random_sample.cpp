@@ -10,7 +10,8 @@ namespace {
 
 void bernoulli(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(is_float(x.dtype()), "input must hold float probabilities, got " + x.describe());
+  ctx.check(is_float(x.dtype()),
+            [&] { return "input must hold float probabilities, got " + x.describe(); });
   const DType dtype = control::output_dtype(ctx, x.dtype());
   auto eng = control::make_engine(ctx);
   std::uniform_real_distribution<double> u(0.0, 1.0);
@@ -26,7 +27,7 @@ void bernoulli(KernelContext& ctx) {
 void multinomial(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   ctx.check(is_float(x.dtype()) && x.rank() == 2,
-            "input must be float [batch_size, class_size], got " + x.describe());
+            [&] { return "input must be float [batch_size, class_size], got " + x.describe(); });
   const DType dtype = control::output_dtype(ctx, DType::I32);
   ctx.check(dtype == DType::I32 || dtype == DType::I64, "dtype must be int32 or int64");
   const int64_t samples = ctx.attr_int("sample_size", 1);

@@ -10,7 +10,8 @@ namespace {
 
 void regex_full_match(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.dtype() == DType::String, "input must be a string tensor, got " + x.describe());
+  ctx.check(x.dtype() == DType::String,
+            [&] { return "input must be a string tensor, got " + x.describe(); });
   if (!ctx.node().has_attr("pattern")) ctx.fail("attribute 'pattern' is required");
   const std::string pattern = ctx.attr_string("pattern", "");
   std::regex re;

@@ -109,12 +109,13 @@ void scan8(KernelContext& ctx, const ir::Graph& body, int64_t m) {
   for (int64_t j = 0; j < m; ++j)
     scan_in.push_back(ctx.input(1 + n_state + static_cast<size_t>(j)));
   const Tensor& ref = !scan_in.empty() ? scan_in[0] : states[0];
-  ctx.check(ref.rank() >= 2, "scan inputs need [batch, sequence, ...] dims, got " + ref.describe());
+  ctx.check(ref.rank() >= 2,
+            [&] { return "scan inputs need [batch, sequence, ...] dims, got " + ref.describe(); });
   const int64_t batch = ref.dims()[0];
   const int64_t max_len = ref.dims()[1];
   for (const auto& x : scan_in)
     ctx.check(x.rank() >= 2 && x.dims()[0] == batch && x.dims()[1] == max_len,
-              "scan inputs disagree on [batch, sequence] dims: " + x.describe());
+              [&] { return "scan inputs disagree on [batch, sequence] dims: " + x.describe(); });
   for (const auto& s : states)
     ctx.check(s.rank() >= 1 && s.dims()[0] == batch,
               "state inputs must start with the batch dim " + std::to_string(batch));

@@ -15,8 +15,8 @@ const Value& sequence_input(const KernelContext& ctx, size_t i) {
 int64_t position(const KernelContext& ctx, size_t i, int64_t size, bool allow_end) {
   const Tensor& p = ctx.input(i);
   ctx.check(p.dtype() == DType::I32 || p.dtype() == DType::I64,
-            "position must be int32 or int64, got " + p.describe());
-  ctx.check(p.numel() == 1, "position must be a scalar, got " + p.describe());
+            [&] { return "position must be int32 or int64, got " + p.describe(); });
+  ctx.check(p.numel() == 1, [&] { return "position must be a scalar, got " + p.describe(); });
   int64_t pos = p.get_i64(0);
   const int64_t hi = allow_end ? size : size - 1;
   ctx.check(pos >= -size && pos <= hi, "position " + std::to_string(pos) + " is outside [" +
@@ -39,8 +39,10 @@ void sequence_construct(KernelContext& ctx) {
   const DType dt = ctx.input(0).dtype();
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     const Tensor& t = ctx.input(i);
-    ctx.check(t.dtype() == dt, "all inputs must share one element type; input " +
-                                   std::to_string(i) + " is " + t.describe());
+    ctx.check(t.dtype() == dt, [&] {
+      return "all inputs must share one element type; input " + std::to_string(i) + " is " +
+             t.describe();
+    });
     items.push_back(t);
   }
   ctx.set_output_value(0, Value::of_sequence(std::move(items), dt));
@@ -49,9 +51,10 @@ void sequence_construct(KernelContext& ctx) {
 void sequence_insert(KernelContext& ctx) {
   const Value& s = sequence_input(ctx, 0);
   const Tensor& t = ctx.input(1);
-  ctx.check(s.sequence_dtype == DType::Undefined || s.sequence_dtype == t.dtype(),
-            "cannot insert " + t.describe() + " into a sequence of " +
-                std::string(dtype_name(s.sequence_dtype)));
+  ctx.check(s.sequence_dtype == DType::Undefined || s.sequence_dtype == t.dtype(), [&] {
+    return "cannot insert " + t.describe() + " into a sequence of " +
+           std::string(dtype_name(s.sequence_dtype));
+  });
   const int64_t n = static_cast<int64_t>(s.sequence.size());
   const int64_t pos = ctx.has_input(2) ? position(ctx, 2, n, true) : n;
   std::vector<Tensor> items = s.sequence;

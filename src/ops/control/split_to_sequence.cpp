@@ -9,7 +9,7 @@ namespace {
 
 void split_to_sequence(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.rank() >= 1, "input must have rank >= 1, got " + x.describe());
+  ctx.check(x.rank() >= 1, [&] { return "input must have rank >= 1, got " + x.describe(); });
   const int64_t axis = normalize_axis(ctx.attr_int("axis", 0), static_cast<int64_t>(x.rank()));
   const int64_t n = x.dims()[static_cast<size_t>(axis)];
   std::vector<Tensor> items;
@@ -20,14 +20,15 @@ void split_to_sequence(KernelContext& ctx) {
   } else {
     const Tensor& split = ctx.input(1);
     ctx.check(split.dtype() == DType::I32 || split.dtype() == DType::I64,
-              "split must be int32 or int64, got " + split.describe());
+              [&] { return "split must be int32 or int64, got " + split.describe(); });
     std::vector<int64_t> lens;
     if (split.rank() == 0) {
       const int64_t chunk = split.get_i64(0);
       ctx.check(chunk > 0, "split size must be positive, got " + std::to_string(chunk));
       for (int64_t at = 0; at < n; at += chunk) lens.push_back(std::min(chunk, n - at));
     } else {
-      ctx.check(split.rank() == 1, "split must be a scalar or 1-D, got " + split.describe());
+      ctx.check(split.rank() == 1,
+                [&] { return "split must be a scalar or 1-D, got " + split.describe(); });
       lens = split.to_i64_vector();
       int64_t sum = 0;
       for (auto l : lens) {

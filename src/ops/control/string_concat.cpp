@@ -8,8 +8,9 @@ namespace {
 void string_concat(KernelContext& ctx) {
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
-  ctx.check(a.dtype() == DType::String && b.dtype() == DType::String,
-            "inputs must be string tensors, got " + a.describe() + " and " + b.describe());
+  ctx.check(a.dtype() == DType::String && b.dtype() == DType::String, [&] {
+    return "inputs must be string tensors, got " + a.describe() + " and " + b.describe();
+  });
   const Dims od = broadcast_dims(a.dims(), b.dims());
   Tensor out(DType::String, od);
   const auto oa = broadcast_offsets(od, a.dims());

@@ -20,9 +20,10 @@ std::string ascii_upper(std::string s) {
 
 void string_normalizer(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.dtype() == DType::String, "input must be a string tensor, got " + x.describe());
+  ctx.check(x.dtype() == DType::String,
+            [&] { return "input must be a string tensor, got " + x.describe(); });
   ctx.check(x.rank() == 1 || (x.rank() == 2 && x.dims()[0] == 1),
-            "input must be [C] or [1, C], got " + x.describe());
+            [&] { return "input must be [C] or [1, C], got " + x.describe(); });
   const std::string action = ctx.attr_string("case_change_action", "NONE");
   ctx.check(action == "NONE" || action == "LOWER" || action == "UPPER",
             "case_change_action must be NONE, LOWER or UPPER, got '" + action + "'");

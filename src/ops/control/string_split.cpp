@@ -51,7 +51,8 @@ std::vector<std::string> split_delimiter(const std::string& s, const std::string
 
 void string_split(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.dtype() == DType::String, "input must be a string tensor, got " + x.describe());
+  ctx.check(x.dtype() == DType::String,
+            [&] { return "input must be a string tensor, got " + x.describe(); });
   const std::string delim = ctx.attr_string("delimiter", "");
   int64_t maxsplit = std::numeric_limits<int64_t>::max();
   if (ctx.node().has_attr("maxsplit")) {

@@ -39,12 +39,13 @@ void tfidf_vectorizer(KernelContext& ctx) {
   std::vector<std::string> pool;
   if (string_pool) {
     pool = node.attr_strings("pool_strings");
-    ctx.check(x.dtype() == DType::String, "a string pool needs string input, got " + x.describe());
+    ctx.check(x.dtype() == DType::String,
+              [&] { return "a string pool needs string input, got " + x.describe(); });
   } else {
     ctx.check(node.has_attr("pool_int64s"), "one of pool_strings or pool_int64s is required");
     for (auto v : ctx.attr_ints("pool_int64s")) pool.push_back(std::to_string(v));
     ctx.check(x.dtype() == DType::I32 || x.dtype() == DType::I64,
-              "an integer pool needs int32 or int64 input, got " + x.describe());
+              [&] { return "an integer pool needs int32 or int64 input, got " + x.describe(); });
   }
 
   TrieNode root;
@@ -78,7 +79,8 @@ void tfidf_vectorizer(KernelContext& ctx) {
   ctx.check(weights.empty() || static_cast<int64_t>(weights.size()) >= out_size,
             "weights has fewer entries than outputs");
 
-  ctx.check(x.rank() == 1 || x.rank() == 2, "input must be [C] or [N, C], got " + x.describe());
+  ctx.check(x.rank() == 1 || x.rank() == 2,
+            [&] { return "input must be [C] or [N, C], got " + x.describe(); });
   const int64_t rows = x.rank() == 2 ? x.dims()[0] : 1;
   const int64_t cols = x.rank() == 2 ? x.dims()[1] : x.dims()[0];
   std::vector<double> freq(static_cast<size_t>(rows * out_size), 0.0);

@@ -52,8 +52,9 @@ void prelu(KernelContext& ctx) {
   Tensor out = ew::binary_same_type(ctx, x, slope, ew::AnyNumeric{}, []<typename T>(T v, T s) {
     return v < T(0) ? static_cast<T>(s * v) : v;
   });
-  ctx.check(out.dims() == x.dims(),
-            "slope " + slope.describe() + " must broadcast to the shape of X " + x.describe());
+  ctx.check(out.dims() == x.dims(), [&] {
+    return "slope " + slope.describe() + " must broadcast to the shape of X " + x.describe();
+  });
   ctx.set_output(0, out);
 }
 

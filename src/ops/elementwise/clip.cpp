@@ -13,9 +13,11 @@ template <typename T>
 T bound_value(const KernelContext& ctx, size_t i, DType x_dtype, const char* what) {
   const Tensor& t = ctx.input(i);
   ctx.check(t.numel() == 1 && t.rank() <= 1,
-            std::string(what) + " must be a scalar, got " + t.describe());
-  ctx.check(t.dtype() == x_dtype, std::string(what) + " must have the input's type " +
-                                      std::string(dtype_name(x_dtype)) + ", got " + t.describe());
+            [&] { return std::string(what) + " must be a scalar, got " + t.describe(); });
+  ctx.check(t.dtype() == x_dtype, [&] {
+    return std::string(what) + " must have the input's type " + std::string(dtype_name(x_dtype)) +
+           ", got " + t.describe();
+  });
   const Tensor c = to_compute(t);
   return c.data<T>()[0];
 }

@@ -31,7 +31,8 @@ void isinf_kernel(KernelContext& ctx) {
 
 void not_kernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.dtype() == DType::Bool, "Not expects a bool tensor, got " + x.describe());
+  ctx.check(x.dtype() == DType::Bool,
+            [&] { return "Not expects a bool tensor, got " + x.describe(); });
   Tensor out(DType::Bool, x.dims());
   const bool* px = x.data<bool>();
   bool* po = out.data<bool>();

@@ -10,7 +10,8 @@ void where_kernel(KernelContext& ctx) {
   const Tensor& cond = ctx.input(0);
   const Tensor& x = ctx.input(1);
   const Tensor& y = ctx.input(2);
-  ctx.check(cond.dtype() == DType::Bool, "condition must be bool, got " + cond.describe());
+  ctx.check(cond.dtype() == DType::Bool,
+            [&] { return "condition must be bool, got " + cond.describe(); });
   ew::check_same_dtype(ctx, x, y);
   const Dims dims = broadcast_all({cond.dims(), x.dims(), y.dims()});
   Tensor out(x.dtype(), dims);

@@ -60,18 +60,20 @@ double apply(Act act, double x) {
 void matmul_bias_act(KernelContext& ctx) {
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
-  ctx.check(
-      is_float(a.dtype()) && a.dtype() == b.dtype(),
-      "A and B must be float tensors of one type, got " + a.describe() + " and " + b.describe());
+  ctx.check(is_float(a.dtype()) && a.dtype() == b.dtype(), [&] {
+    return "A and B must be float tensors of one type, got " + a.describe() + " and " +
+           b.describe();
+  });
   const Act act = parse_activation(ctx);
   Dims out_dims;
   std::vector<double> y = nn::matmul_f64(to_f64(a), a.dims(), to_f64(b), b.dims(), out_dims);
   if (ctx.has_input(2)) {
     const Tensor& c = ctx.input(2);
-    ctx.check(c.dtype() == a.dtype(), "C must have A's type, got " + c.describe());
-    ctx.check(broadcast_dims(out_dims, c.dims()) == out_dims,
-              "C " + c.describe() + " does not broadcast onto the product's shape " +
-                  dims_to_string(out_dims));
+    ctx.check(c.dtype() == a.dtype(), [&] { return "C must have A's type, got " + c.describe(); });
+    ctx.check(broadcast_dims(out_dims, c.dims()) == out_dims, [&] {
+      return "C " + c.describe() + " does not broadcast onto the product's shape " +
+             dims_to_string(out_dims);
+    });
     const std::vector<double> cv = to_f64(c);
     const auto off = broadcast_offsets(out_dims, c.dims());
     for (size_t i = 0; i < y.size(); ++i) y[i] += cv[static_cast<size_t>(off[i])];

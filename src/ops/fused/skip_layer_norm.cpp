@@ -21,10 +21,11 @@ using nn::to_f64;
 std::vector<double> broadcast_onto(KernelContext& ctx, const Tensor& t, const Dims& dims,
                                    DType dtype, const char* what) {
   ctx.check(t.dtype() == dtype,
-            std::string(what) + " must have the input's type, got " + t.describe());
-  ctx.check(broadcast_dims(dims, t.dims()) == dims, std::string(what) + " " + t.describe() +
-                                                        " does not broadcast onto the input " +
-                                                        dims_to_string(dims));
+            [&] { return std::string(what) + " must have the input's type, got " + t.describe(); });
+  ctx.check(broadcast_dims(dims, t.dims()) == dims, [&] {
+    return std::string(what) + " " + t.describe() + " does not broadcast onto the input " +
+           dims_to_string(dims);
+  });
   const std::vector<double> v = to_f64(t);
   const auto off = broadcast_offsets(dims, t.dims());
   std::vector<double> out(off.size());
@@ -36,11 +37,12 @@ std::vector<double> broadcast_onto(KernelContext& ctx, const Tensor& t, const Di
 std::vector<double> hidden_vector(KernelContext& ctx, size_t i, int64_t hidden, DType dtype,
                                   const char* what) {
   const Tensor& t = ctx.input(i);
-  ctx.check(t.rank() == 1 && t.dim(0) == hidden,
-            std::string(what) + " must be 1-D of the hidden size " + std::to_string(hidden) +
-                ", got " + t.describe());
+  ctx.check(t.rank() == 1 && t.dim(0) == hidden, [&] {
+    return std::string(what) + " must be 1-D of the hidden size " + std::to_string(hidden) +
+           ", got " + t.describe();
+  });
   ctx.check(t.dtype() == dtype,
-            std::string(what) + " must have the input's type, got " + t.describe());
+            [&] { return std::string(what) + " must have the input's type, got " + t.describe(); });
   return to_f64(t);
 }
 
@@ -50,8 +52,9 @@ DType stats_dtype(DType input) {
 
 void skip_norm(KernelContext& ctx, bool simplified) {
   const Tensor& x = ctx.input(0);
-  ctx.check(is_float(x.dtype()), "input must be a float tensor, got " + x.describe());
-  ctx.check(x.rank() >= 1, "input must have rank >= 1, got " + x.describe());
+  ctx.check(is_float(x.dtype()),
+            [&] { return "input must be a float tensor, got " + x.describe(); });
+  ctx.check(x.rank() >= 1, [&] { return "input must have rank >= 1, got " + x.describe(); });
   const Dims& dims = x.dims();
   const int64_t hidden = x.dim(-1);
   const int64_t rows = hidden == 0 ? 0 : x.numel() / hidden;

@@ -15,8 +15,10 @@ void arg_reduce(KernelContext& ctx, bool is_max) {
   const int64_t axis = normalize_axis(ctx.attr_int("axis", 0), rank);
   const bool keepdims = ctx.attr_int("keepdims", 1) != 0;
   const bool last = ctx.opset() >= 12 && ctx.attr_int("select_last_index", 0) != 0;
-  ctx.check(x.dims()[axis] > 0, "cannot take " + ctx.node().op_type + " over empty axis " +
-                                    std::to_string(axis) + " of " + x.describe());
+  ctx.check(x.dims()[axis] > 0, [&] {
+    return "cannot take " + ctx.node().op_type + " over empty axis " + std::to_string(axis) +
+           " of " + x.describe();
+  });
 
   Dims out_dims;
   for (int64_t d = 0; d < rank; ++d) {

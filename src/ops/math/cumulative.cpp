@@ -12,9 +12,10 @@ void cumulative(KernelContext& ctx, bool product) {
   const Tensor& original = ctx.input(0);
   const Tensor x = to_compute(original);
   const Tensor& axis_t = ctx.input(1);
-  ctx.check(axis_t.numel() == 1 && axis_t.rank() <= 1,
-            "axis must be a scalar (or 1-element tensor), got " + axis_t.describe());
-  ctx.check(x.rank() >= 1, "input must have rank >= 1, got " + x.describe());
+  ctx.check(axis_t.numel() == 1 && axis_t.rank() <= 1, [&] {
+    return "axis must be a scalar (or 1-element tensor), got " + axis_t.describe();
+  });
+  ctx.check(x.rank() >= 1, [&] { return "input must have rank >= 1, got " + x.describe(); });
   const int64_t axis = normalize_axis(axis_t.get_i64(0), static_cast<int64_t>(x.rank()));
   const bool exclusive = ctx.attr_int("exclusive", 0) != 0;
   const bool reverse = ctx.attr_int("reverse", 0) != 0;

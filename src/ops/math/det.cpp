@@ -33,7 +33,7 @@ void det(KernelContext& ctx) {
   const Tensor& original = ctx.input(0);
   const Tensor x = to_compute(original);
   ctx.check(x.rank() >= 2 && x.dims()[x.rank() - 1] == x.dims()[x.rank() - 2],
-            "input must be [..., M, M], got " + x.describe());
+            [&] { return "input must be [..., M, M], got " + x.describe(); });
   const int64_t n = x.dims()[x.rank() - 1];
   const Dims out_dims(x.dims().begin(), x.dims().end() - 2);
   Tensor out(x.dtype(), out_dims);

@@ -75,8 +75,9 @@ void einsum(KernelContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) inputs.push_back(to_compute(ctx.input(i)));
   const DType dtype = inputs[0].dtype();
   for (const Tensor& t : inputs)
-    ctx.check(t.dtype() == dtype, "inputs have different element types: " + t.describe() + " vs " +
-                                      inputs[0].describe());
+    ctx.check(t.dtype() == dtype, [&] {
+      return "inputs have different element types: " + t.describe() + " vs " + inputs[0].describe();
+    });
 
   std::vector<Term> terms;
   std::vector<int64_t> ell(inputs.size(), 0);
@@ -87,12 +88,16 @@ void einsum(KernelContext& ctx) {
         static_cast<int64_t>(terms[i].letters_before.size() + terms[i].letters_after.size());
     const int64_t rank = static_cast<int64_t>(inputs[i].rank());
     if (terms[i].has_ellipsis) {
-      ctx.check(rank >= letters, "term '" + term_strs[i] + "' needs rank >= " +
-                                     std::to_string(letters) + ", got " + inputs[i].describe());
+      ctx.check(rank >= letters, [&] {
+        return "term '" + term_strs[i] + "' needs rank >= " + std::to_string(letters) + ", got " +
+               inputs[i].describe();
+      });
       ell[i] = rank - letters;
     } else {
-      ctx.check(rank == letters, "term '" + term_strs[i] + "' needs rank " +
-                                     std::to_string(letters) + ", got " + inputs[i].describe());
+      ctx.check(rank == letters, [&] {
+        return "term '" + term_strs[i] + "' needs rank " + std::to_string(letters) + ", got " +
+               inputs[i].describe();
+      });
     }
     max_ell = std::max(max_ell, ell[i]);
   }
@@ -109,9 +114,10 @@ void einsum(KernelContext& ctx) {
       const int l = labels[d];
       const int64_t n = inputs[i].dims()[d];
       if (own_size.count(l)) {
-        ctx.check(own_size[l] == n, "repeated label in term '" + term_strs[i] +
-                                        "' covers dims of different sizes in " +
-                                        inputs[i].describe());
+        ctx.check(own_size[l] == n, [&] {
+          return "repeated label in term '" + term_strs[i] +
+                 "' covers dims of different sizes in " + inputs[i].describe();
+        });
       } else {
         own_size[l] = n;
       }

@@ -34,12 +34,13 @@ void nll(KernelContext& ctx, const std::vector<double>& logp, const Dims& in_dim
   ctx.check(in_dims.size() >= 2,
             "input must be [N, C, d1, ...], got rank " + std::to_string(in_dims.size()));
   ctx.check(target.dtype() == DType::I32 || target.dtype() == DType::I64,
-            "target must be int32 or int64, got " + target.describe());
+            [&] { return "target must be int32 or int64, got " + target.describe(); });
   Dims expect_target{in_dims[0]};
   expect_target.insert(expect_target.end(), in_dims.begin() + 2, in_dims.end());
-  ctx.check(target.dims() == expect_target, "target " + target.describe() + " must have shape " +
-                                                dims_to_string(expect_target) + " (input " +
-                                                dims_to_string(in_dims) + " without axis 1)");
+  ctx.check(target.dims() == expect_target, [&] {
+    return "target " + target.describe() + " must have shape " + dims_to_string(expect_target) +
+           " (input " + dims_to_string(in_dims) + " without axis 1)";
+  });
   const int64_t n = in_dims[0];
   const int64_t c = in_dims[1];
   const int64_t d = math::dims_product(in_dims, 2, in_dims.size());
@@ -48,8 +49,9 @@ void nll(KernelContext& ctx, const std::vector<double>& logp, const Dims& in_dim
   Tensor weight;
   if (ctx.has_input(2)) {
     weight = cast_tensor(ctx.input(2), DType::F64);
-    ctx.check(weight.rank() == 1 && weight.dims()[0] == c,
-              "weight must be [C] = [" + std::to_string(c) + "], got " + ctx.input(2).describe());
+    ctx.check(weight.rank() == 1 && weight.dims()[0] == c, [&] {
+      return "weight must be [C] = [" + std::to_string(c) + "], got " + ctx.input(2).describe();
+    });
   }
   const std::string reduction = ctx.attr_string("reduction", "mean");
   ctx.check(reduction == "none" || reduction == "sum" || reduction == "mean",
@@ -90,7 +92,8 @@ std::vector<double> as_doubles(const Tensor& t) {
 }
 
 void check_float(KernelContext& ctx, const Tensor& t) {
-  ctx.check(is_float(t.dtype()), "input must be a float tensor, got " + t.describe());
+  ctx.check(is_float(t.dtype()),
+            [&] { return "input must be a float tensor, got " + t.describe(); });
 }
 
 void negative_log_likelihood_loss(KernelContext& ctx) {
@@ -102,7 +105,7 @@ void negative_log_likelihood_loss(KernelContext& ctx) {
 void softmax_cross_entropy_loss(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   check_float(ctx, x);
-  ctx.check(x.rank() >= 2, "scores must be [N, C, d1, ...], got " + x.describe());
+  ctx.check(x.rank() >= 2, [&] { return "scores must be [N, C, d1, ...], got " + x.describe(); });
   const int64_t d = math::dims_product(x.dims(), 2, x.rank());
   const std::vector<double> logp = log_softmax_axis1(as_doubles(x), x.dims()[0], x.dims()[1], d);
   nll(ctx, logp, x.dims(), x.dtype());

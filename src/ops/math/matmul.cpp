@@ -16,10 +16,12 @@ void matmul(KernelContext& ctx) {
   const Tensor& original = ctx.input(0);
   const Tensor a = to_compute(original);
   const Tensor b = to_compute(ctx.input(1));
-  ctx.check(a.dtype() == b.dtype(),
-            "inputs have different element types " + a.describe() + " and " + b.describe());
-  ctx.check(a.rank() >= 1 && b.rank() >= 1,
-            "inputs must have rank >= 1, got " + a.describe() + " and " + b.describe());
+  ctx.check(a.dtype() == b.dtype(), [&] {
+    return "inputs have different element types " + a.describe() + " and " + b.describe();
+  });
+  ctx.check(a.rank() >= 1 && b.rank() >= 1, [&] {
+    return "inputs must have rank >= 1, got " + a.describe() + " and " + b.describe();
+  });
   Dims ad = a.dims();
   Dims bd = b.dims();
   const bool a_vec = ad.size() == 1;
@@ -29,8 +31,10 @@ void matmul(KernelContext& ctx) {
   const int64_t m = ad[ad.size() - 2];
   const int64_t k = ad[ad.size() - 1];
   const int64_t n = bd[bd.size() - 1];
-  ctx.check(bd[bd.size() - 2] == k, "inner dimensions differ: " + a.describe() + " x " +
-                                        b.describe() + " (expected A[..., M, K] x B[..., K, N])");
+  ctx.check(bd[bd.size() - 2] == k, [&] {
+    return "inner dimensions differ: " + a.describe() + " x " + b.describe() +
+           " (expected A[..., M, K] x B[..., K, N])";
+  });
   const Dims a_batch(ad.begin(), ad.end() - 2);
   const Dims b_batch(bd.begin(), bd.end() - 2);
   const Dims batch = broadcast_dims(a_batch, b_batch);
@@ -71,9 +75,10 @@ void gemm(KernelContext& ctx) {
   const Tensor a = to_compute(original);
   const Tensor b = to_compute(ctx.input(1));
   ctx.check(a.rank() == 2 && b.rank() == 2,
-            "A and B must be 2-D, got " + a.describe() + " and " + b.describe());
-  ctx.check(a.dtype() == b.dtype(),
-            "inputs have different element types " + a.describe() + " and " + b.describe());
+            [&] { return "A and B must be 2-D, got " + a.describe() + " and " + b.describe(); });
+  ctx.check(a.dtype() == b.dtype(), [&] {
+    return "inputs have different element types " + a.describe() + " and " + b.describe();
+  });
   const bool ta = ctx.attr_int("transA", 0) != 0;
   const bool tb = ctx.attr_int("transB", 0) != 0;
   const double alpha = ctx.attr_float("alpha", 1.0f);
@@ -82,22 +87,27 @@ void gemm(KernelContext& ctx) {
   const int64_t k = ta ? a.dims()[0] : a.dims()[1];
   const int64_t kb = tb ? b.dims()[1] : b.dims()[0];
   const int64_t n = tb ? b.dims()[0] : b.dims()[1];
-  ctx.check(k == kb, "inner dimensions differ: " + a.describe() + " x " + b.describe() +
-                         " with transA=" + std::to_string(ta) + ", transB=" + std::to_string(tb));
+  ctx.check(k == kb, [&] {
+    return "inner dimensions differ: " + a.describe() + " x " + b.describe() +
+           " with transA=" + std::to_string(ta) + ", transB=" + std::to_string(tb);
+  });
   const Dims out_dims{m, n};
   Tensor c;
   std::vector<int64_t> c_off;
   if (ctx.has_input(2)) {
     c = to_compute(ctx.input(2));
-    ctx.check(c.dtype() == a.dtype(), "C has element type " + c.describe() + ", expected " +
-                                          std::string(dtype_name(a.dtype())));
+    ctx.check(c.dtype() == a.dtype(), [&] {
+      return "C has element type " + c.describe() + ", expected " +
+             std::string(dtype_name(a.dtype()));
+    });
     bool fits = c.rank() <= 2;
     for (size_t i = 0; fits && i < c.rank(); ++i) {
       const int64_t want = out_dims[2 - c.rank() + i];
       fits = c.dims()[i] == 1 || c.dims()[i] == want;
     }
-    ctx.check(fits,
-              "C " + c.describe() + " does not broadcast to [M, N] = " + dims_to_string(out_dims));
+    ctx.check(fits, [&] {
+      return "C " + c.describe() + " does not broadcast to [M, N] = " + dims_to_string(out_dims);
+    });
     c_off = broadcast_offsets(out_dims, c.dims());
   }
   Tensor out(a.dtype(), out_dims);

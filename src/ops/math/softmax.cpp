@@ -23,7 +23,7 @@ void softmax_family(KernelContext& ctx, Kind kind) {
     const int64_t axis = rank == 0 ? 0 : normalize_axis(ctx.attr_int("axis", 1), rank);
     for (int64_t d = axis; d < rank; ++d) reduced[d] = true;
   } else {
-    ctx.check(rank > 0, "input must have rank >= 1, got " + x.describe());
+    ctx.check(rank > 0, [&] { return "input must have rank >= 1, got " + x.describe(); });
     reduced[normalize_axis(ctx.attr_int("axis", -1), rank)] = true;
   }
   const math::AxisSplit split = math::split_axes(x.dims(), reduced);

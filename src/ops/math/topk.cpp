@@ -15,7 +15,7 @@ namespace {
 void top_k(KernelContext& ctx) {
   const Tensor& original = ctx.input(0);
   const Tensor x = to_compute(original);
-  ctx.check(x.rank() >= 1, "input must have rank >= 1, got " + x.describe());
+  ctx.check(x.rank() >= 1, [&] { return "input must have rank >= 1, got " + x.describe(); });
   const int64_t axis = normalize_axis(ctx.attr_int("axis", -1), static_cast<int64_t>(x.rank()));
   int64_t k;
   if (ctx.opset() < 10) {
@@ -23,14 +23,16 @@ void top_k(KernelContext& ctx) {
     k = ctx.attr_int("k", 0);
   } else {
     const Tensor& kt = ctx.input(1);
-    ctx.check(kt.numel() == 1, "K must hold exactly one value, got " + kt.describe());
+    ctx.check(kt.numel() == 1,
+              [&] { return "K must hold exactly one value, got " + kt.describe(); });
     k = kt.get_i64(0);
   }
   const bool largest = ctx.opset() < 11 || ctx.attr_int("largest", 1) != 0;
   const int64_t len = x.dims()[axis];
-  ctx.check(k >= 0 && k <= len, "k = " + std::to_string(k) + " must be in [0, " +
-                                    std::to_string(len) + "] for axis " + std::to_string(axis) +
-                                    " of " + x.describe());
+  ctx.check(k >= 0 && k <= len, [&] {
+    return "k = " + std::to_string(k) + " must be in [0, " + std::to_string(len) + "] for axis " +
+           std::to_string(axis) + " of " + x.describe();
+  });
 
   std::vector<bool> along(x.rank(), false);
   along[axis] = true;

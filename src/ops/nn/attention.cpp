@@ -29,14 +29,18 @@ Heads read_heads(KernelContext& ctx, const Tensor& t, int64_t num_heads, const c
   const std::vector<double> src = to_f64(t);
   if (t.rank() == 4) {
     r = Heads{t.dim(0), t.dim(1), t.dim(2), t.dim(3), src};
-    ctx.check(num_heads == 0 || num_heads == r.heads,
-              std::string(what) + " " + t.describe() + " disagrees with its num_heads attribute " +
-                  std::to_string(num_heads));
+    ctx.check(num_heads == 0 || num_heads == r.heads, [&] {
+      return std::string(what) + " " + t.describe() + " disagrees with its num_heads attribute " +
+             std::to_string(num_heads);
+    });
     return r;
   }
-  ctx.check(t.rank() == 3, std::string(what) + " must be 3-D or 4-D, got " + t.describe());
-  ctx.check(num_heads > 0, std::string("q_num_heads and kv_num_heads must be positive for 3-D ") +
-                               what + " " + t.describe());
+  ctx.check(t.rank() == 3,
+            [&] { return std::string(what) + " must be 3-D or 4-D, got " + t.describe(); });
+  ctx.check(num_heads > 0, [&] {
+    return std::string("q_num_heads and kv_num_heads must be positive for 3-D ") + what + " " +
+           t.describe();
+  });
   ctx.check(t.dim(2) % num_heads == 0,
             std::string(what) + " hidden size " + std::to_string(t.dim(2)) +
                 " is not a multiple of its head count " + std::to_string(num_heads));
@@ -59,8 +63,11 @@ Heads with_past(KernelContext& ctx, const Heads& x, const Tensor* past, const ch
   if (past == nullptr) return x;
   ctx.check(past->rank() == 4 && past->dim(0) == x.batch && past->dim(1) == x.heads &&
                 past->dim(3) == x.size,
-            std::string(what) + " " + past->describe() + " must be [" + std::to_string(x.batch) +
-                "," + std::to_string(x.heads) + ",past," + std::to_string(x.size) + "]");
+            [&] {
+              return std::string(what) + " " + past->describe() + " must be [" +
+                     std::to_string(x.batch) + "," + std::to_string(x.heads) + ",past," +
+                     std::to_string(x.size) + "]";
+            });
   const std::vector<double> p = to_f64(*past);
   const int64_t np = past->dim(2);
   Heads r{x.batch, x.heads, np + x.seq, x.size, {}};
@@ -80,19 +87,24 @@ void attention(KernelContext& ctx) {
   const Tensor& k_t = ctx.input(1);
   const Tensor& v_t = ctx.input(2);
   const DType t = q_t.dtype();
-  ctx.check(is_float(t) && k_t.dtype() == t && v_t.dtype() == t,
-            "Q, K and V must be float tensors of one type, got " + q_t.describe() + ", " +
-                k_t.describe() + ", " + v_t.describe());
-  ctx.check(q_t.rank() == k_t.rank() && q_t.rank() == v_t.rank(),
-            "Q, K and V must have the same rank, got " + q_t.describe() + ", " + k_t.describe() +
-                ", " + v_t.describe());
+  ctx.check(is_float(t) && k_t.dtype() == t && v_t.dtype() == t, [&] {
+    return "Q, K and V must be float tensors of one type, got " + q_t.describe() + ", " +
+           k_t.describe() + ", " + v_t.describe();
+  });
+  ctx.check(q_t.rank() == k_t.rank() && q_t.rank() == v_t.rank(), [&] {
+    return "Q, K and V must have the same rank, got " + q_t.describe() + ", " + k_t.describe() +
+           ", " + v_t.describe();
+  });
   const auto R = [t](double x) { return round_to(t, x); };
   const Heads q = read_heads(ctx, q_t, ctx.attr_int("q_num_heads", 0), "Q");
   const Heads k_new = read_heads(ctx, k_t, ctx.attr_int("kv_num_heads", 0), "K");
   const Heads v_new = read_heads(ctx, v_t, ctx.attr_int("kv_num_heads", 0), "V");
   ctx.check(k_new.batch == q.batch && v_new.batch == q.batch && k_new.heads == v_new.heads &&
                 k_new.seq == v_new.seq && k_new.size == q.size,
-            "K " + k_t.describe() + " and V " + v_t.describe() + " do not fit Q " + q_t.describe());
+            [&] {
+              return "K " + k_t.describe() + " and V " + v_t.describe() + " do not fit Q " +
+                     q_t.describe();
+            });
   ctx.check(k_new.heads > 0 && q.heads % k_new.heads == 0,
             "q heads (" + std::to_string(q.heads) + ") must be a multiple of kv heads (" +
                 std::to_string(k_new.heads) + ")");
@@ -125,8 +137,9 @@ void attention(KernelContext& ctx) {
   std::vector<int64_t> nonpad;
   if (ctx.has_input(6)) {
     const Tensor& np = ctx.input(6);
-    ctx.check(np.rank() == 1 && np.dim(0) == B,
-              "nonpad_kv_seqlen must be 1-D of the batch size, got " + np.describe());
+    ctx.check(np.rank() == 1 && np.dim(0) == B, [&] {
+      return "nonpad_kv_seqlen must be 1-D of the batch size, got " + np.describe();
+    });
     nonpad = np.to_i64_vector();
     for (int64_t n : nonpad)
       ctx.check(n >= 0 && n <= L, "nonpad_kv_seqlen value " + std::to_string(n) +
@@ -138,8 +151,9 @@ void attention(KernelContext& ctx) {
   if (has_mask) {
     const Tensor& m = ctx.input(3);
     ctx.check(m.dtype() == DType::Bool || is_float(m.dtype()),
-              "attn_mask must be bool or float, got " + m.describe());
-    ctx.check(m.rank() >= 1 && m.rank() <= 4, "attn_mask must have rank 1..4, got " + m.describe());
+              [&] { return "attn_mask must be bool or float, got " + m.describe(); });
+    ctx.check(m.rank() >= 1 && m.rank() <= 4,
+              [&] { return "attn_mask must have rank 1..4, got " + m.describe(); });
     const int64_t lm = m.dim(-1);
     const bool pad = lm < L && !(lm == 1 && ctx.opset() < 24);
     ctx.check(lm == L || lm == 1 || (pad && ctx.opset() >= 24),
@@ -148,8 +162,9 @@ void attention(KernelContext& ctx) {
     const int64_t width = pad ? lm : L;
     const Dims out{B, H, S, width};
     const Dims bd = broadcast_dims(out, m.dims());
-    ctx.check(bd == out,
-              "attn_mask " + m.describe() + " does not broadcast to " + dims_to_string(out));
+    ctx.check(bd == out, [&] {
+      return "attn_mask " + m.describe() + " does not broadcast to " + dims_to_string(out);
+    });
     const auto off = broadcast_offsets(out, m.dims());
     const std::vector<double> mv = to_f64(m);
     const bool is_bool = m.dtype() == DType::Bool;

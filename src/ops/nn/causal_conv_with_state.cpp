@@ -13,26 +13,30 @@ void causal_conv_with_state(KernelContext& ctx) {
   const Tensor& x_t = ctx.input(0);
   const Tensor& w_t = ctx.input(1);
   const DType t = x_t.dtype();
-  ctx.check(is_float(t), "input must be a float tensor, got " + x_t.describe());
-  ctx.check(x_t.rank() == 3, "input must be [batch, channels, seq], got " + x_t.describe());
+  ctx.check(is_float(t), [&] { return "input must be a float tensor, got " + x_t.describe(); });
+  ctx.check(x_t.rank() == 3,
+            [&] { return "input must be [batch, channels, seq], got " + x_t.describe(); });
   const int64_t B = x_t.dim(0), C = x_t.dim(1), L = x_t.dim(2);
-  ctx.check(w_t.rank() == 3 && w_t.dim(0) == C && w_t.dim(1) == 1 && w_t.dim(2) >= 1,
-            "weight must be [channels, 1, kernel] with channels " + std::to_string(C) + ", got " +
-                w_t.describe());
+  ctx.check(w_t.rank() == 3 && w_t.dim(0) == C && w_t.dim(1) == 1 && w_t.dim(2) >= 1, [&] {
+    return "weight must be [channels, 1, kernel] with channels " + std::to_string(C) + ", got " +
+           w_t.describe();
+  });
   const int64_t K = w_t.dim(2), P = K - 1;
   std::vector<double> bias(static_cast<size_t>(C), 0.0);
   if (ctx.has_input(2)) {
     const Tensor& b = ctx.input(2);
-    ctx.check(b.rank() == 1 && b.dim(0) == C,
-              "bias must be 1-D of size " + std::to_string(C) + ", got " + b.describe());
+    ctx.check(b.rank() == 1 && b.dim(0) == C, [&] {
+      return "bias must be 1-D of size " + std::to_string(C) + ", got " + b.describe();
+    });
     bias = to_f64(b);
   }
   std::vector<double> past(static_cast<size_t>(B * C * P), 0.0);
   if (ctx.has_input(3)) {
     const Tensor& p = ctx.input(3);
-    ctx.check(p.dims() == Dims{B, C, P}, "past_state must be [" + std::to_string(B) + "," +
-                                             std::to_string(C) + "," + std::to_string(P) +
-                                             "], got " + p.describe());
+    ctx.check(p.dims() == Dims{B, C, P}, [&] {
+      return "past_state must be [" + std::to_string(B) + "," + std::to_string(C) + "," +
+             std::to_string(P) + "], got " + p.describe();
+    });
     past = to_f64(p);
   }
   const std::string act = ctx.attr_string("activation", "none");

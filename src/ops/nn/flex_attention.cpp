@@ -28,16 +28,20 @@ void flex_attention(KernelContext& ctx) {
   const Tensor& k_t = ctx.input(1);
   const Tensor& v_t = ctx.input(2);
   const DType t = q_t.dtype();
-  ctx.check(is_float(t) && k_t.dtype() == t && v_t.dtype() == t,
-            "Q, K and V must be float tensors of one type, got " + q_t.describe() + ", " +
-                k_t.describe() + ", " + v_t.describe());
+  ctx.check(is_float(t) && k_t.dtype() == t && v_t.dtype() == t, [&] {
+    return "Q, K and V must be float tensors of one type, got " + q_t.describe() + ", " +
+           k_t.describe() + ", " + v_t.describe();
+  });
   ctx.check(q_t.rank() == 4 && k_t.rank() == 4 && v_t.rank() == 4,
             "Q, K and V must be 4-D [batch, heads, seq, size]");
   const int64_t B = q_t.dim(0), H = q_t.dim(1), L = q_t.dim(2), D = q_t.dim(3);
   const int64_t hkv = k_t.dim(1), S = k_t.dim(2), Dv = v_t.dim(3);
   ctx.check(
       k_t.dim(0) == B && v_t.dim(0) == B && v_t.dim(1) == hkv && v_t.dim(2) == S && k_t.dim(3) == D,
-      "K " + k_t.describe() + " and V " + v_t.describe() + " do not fit Q " + q_t.describe());
+      [&] {
+        return "K " + k_t.describe() + " and V " + v_t.describe() + " do not fit Q " +
+               q_t.describe();
+      });
   ctx.check(hkv > 0 && H % hkv == 0, "query heads must be a multiple of key/value heads");
   const int64_t group = H / hkv;
   check_scratch({B, H, L, S}, "the attention score tensor");

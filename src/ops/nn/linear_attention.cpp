@@ -14,10 +14,11 @@ void linear_attention(KernelContext& ctx) {
   const Tensor& k_t = ctx.input(1);
   const Tensor& v_t = ctx.input(2);
   const DType t = q_t.dtype();
-  ctx.check(is_float(t), "query must be a float tensor, got " + q_t.describe());
-  ctx.check(q_t.rank() == 3 && k_t.rank() == 3 && v_t.rank() == 3,
-            "query, key and value must be 3-D [batch, seq, heads*size], got " + q_t.describe() +
-                ", " + k_t.describe() + ", " + v_t.describe());
+  ctx.check(is_float(t), [&] { return "query must be a float tensor, got " + q_t.describe(); });
+  ctx.check(q_t.rank() == 3 && k_t.rank() == 3 && v_t.rank() == 3, [&] {
+    return "query, key and value must be 3-D [batch, seq, heads*size], got " + q_t.describe() +
+           ", " + k_t.describe() + ", " + v_t.describe();
+  });
   const int64_t B = q_t.dim(0), T = q_t.dim(1);
   ctx.check(k_t.dim(0) == B && v_t.dim(0) == B && k_t.dim(1) == T && v_t.dim(1) == T,
             "query, key and value must agree on batch and sequence");
@@ -45,9 +46,10 @@ void linear_attention(KernelContext& ctx) {
   std::vector<double> state(static_cast<size_t>(B * hkv * dk * dv), 0.0);
   if (ctx.has_input(3)) {
     const Tensor& p = ctx.input(3);
-    ctx.check(p.dims() == Dims{B, hkv, dk, dv},
-              "past_state must be [" + std::to_string(B) + "," + std::to_string(hkv) + "," +
-                  std::to_string(dk) + "," + std::to_string(dv) + "], got " + p.describe());
+    ctx.check(p.dims() == Dims{B, hkv, dk, dv}, [&] {
+      return "past_state must be [" + std::to_string(B) + "," + std::to_string(hkv) + "," +
+             std::to_string(dk) + "," + std::to_string(dv) + "], got " + p.describe();
+    });
     state = to_f64(p);
   }
   // decay: per key dim ([B,T,Hkv*Dk]), per head ([B,T,Hkv]) or shared ([B,T,1]).
@@ -59,7 +61,10 @@ void linear_attention(KernelContext& ctx) {
     decay_w = d.rank() == 3 ? d.dim(2) : -1;
     ctx.check(d.rank() == 3 && d.dim(0) == B && d.dim(1) == T &&
                   (decay_w == hkv * dk || decay_w == hkv || decay_w == 1),
-              "decay must be [batch, seq, kv_heads*Dk | kv_heads | 1], got " + d.describe());
+              [&] {
+                return "decay must be [batch, seq, kv_heads*Dk | kv_heads | 1], got " +
+                       d.describe();
+              });
     decay = to_f64(d);
   }
   std::vector<double> beta;
@@ -69,7 +74,7 @@ void linear_attention(KernelContext& ctx) {
     const Tensor& b = ctx.input(5);
     beta_w = b.rank() == 3 ? b.dim(2) : -1;
     ctx.check(b.rank() == 3 && b.dim(0) == B && b.dim(1) == T && (beta_w == hkv || beta_w == 1),
-              "beta must be [batch, seq, kv_heads | 1], got " + b.describe());
+              [&] { return "beta must be [batch, seq, kv_heads | 1], got " + b.describe(); });
     beta = to_f64(b);
   }
 

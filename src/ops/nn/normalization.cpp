@@ -16,7 +16,7 @@ struct NormShape {
 
 NormShape norm_shape(KernelContext& ctx, const Tensor& x) {
   const int64_t rank = static_cast<int64_t>(x.rank());
-  ctx.check(rank >= 1, "input must have rank >= 1, got " + x.describe());
+  ctx.check(rank >= 1, [&] { return "input must have rank >= 1, got " + x.describe(); });
   const int64_t axis = normalize_axis(ctx.attr_int("axis", -1), rank);
   const auto a = static_cast<size_t>(axis);
   return {axis, product(x.dims(), 0, a), product(x.dims(), a, x.rank())};
@@ -25,8 +25,10 @@ NormShape norm_shape(KernelContext& ctx, const Tensor& x) {
 std::vector<double> broadcast_param(KernelContext& ctx, const Tensor& p, const Dims& x_dims,
                                     const char* what) {
   const Dims b = broadcast_dims(x_dims, p.dims());
-  ctx.check(b == x_dims, std::string(what) + " " + p.describe() +
-                             " does not broadcast onto the input shape " + dims_to_string(x_dims));
+  ctx.check(b == x_dims, [&] {
+    return std::string(what) + " " + p.describe() + " does not broadcast onto the input shape " +
+           dims_to_string(x_dims);
+  });
   const std::vector<double> v = to_f64(p);
   const auto off = broadcast_offsets(x_dims, p.dims());
   std::vector<double> out(off.size());
@@ -43,7 +45,7 @@ DType stash_dtype(KernelContext& ctx) {
 
 void layer_normalization(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(is_float(x.dtype()), "X must be a float tensor, got " + x.describe());
+  ctx.check(is_float(x.dtype()), [&] { return "X must be a float tensor, got " + x.describe(); });
   const NormShape s = norm_shape(ctx, x);
   const double eps = ctx.attr_float("epsilon", 1e-5f);
   const DType stash = stash_dtype(ctx);
@@ -82,7 +84,7 @@ void layer_normalization(KernelContext& ctx) {
 
 void rms_normalization(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(is_float(x.dtype()), "X must be a float tensor, got " + x.describe());
+  ctx.check(is_float(x.dtype()), [&] { return "X must be a float tensor, got " + x.describe(); });
   const NormShape s = norm_shape(ctx, x);
   const double eps = ctx.attr_float("epsilon", 1e-5f);
   stash_dtype(ctx);

@@ -20,8 +20,9 @@ int64_t group_size(KernelContext& ctx, int64_t groups) {
     for (int64_t g = 1; g < groups; ++g) {
       const Tensor& x = ctx.input(static_cast<size_t>(2 + i));
       const Tensor& o = ctx.input(static_cast<size_t>(2 + g * n + i));
-      ctx.check(x.dims() == o.dims(),
-                "tensor " + o.describe() + " does not match " + x.describe() + " it updates with");
+      ctx.check(x.dims() == o.dims(), [&] {
+        return "tensor " + o.describe() + " does not match " + x.describe() + " it updates with";
+      });
     }
   return n;
 }

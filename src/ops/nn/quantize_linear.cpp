@@ -14,30 +14,35 @@ std::vector<int64_t> scale_index(KernelContext& ctx, const Tensor& x, const Tens
   const int64_t n = x.numel();
   std::vector<int64_t> idx(static_cast<size_t>(n), 0);
   if (scale.numel() == 1 && scale.rank() <= 1) return idx;
-  ctx.check(ctx.opset() >= 13, "scale must be a scalar before opset 13, got " + scale.describe());
+  ctx.check(ctx.opset() >= 13,
+            [&] { return "scale must be a scalar before opset 13, got " + scale.describe(); });
   const int64_t rank = static_cast<int64_t>(x.rank());
-  ctx.check(rank >= 1, "x must have rank >= 1 for a per-axis scale, got " + x.describe());
+  ctx.check(rank >= 1,
+            [&] { return "x must have rank >= 1 for a per-axis scale, got " + x.describe(); });
   const int64_t axis = normalize_axis(ctx.attr_int("axis", 1), rank);
   const auto a = static_cast<size_t>(axis);
   const int64_t outer = product(x.dims(), 0, a), len = x.dims()[a],
                 inner = product(x.dims(), a + 1, x.rank());
   const int64_t block = ctx.attr_int("block_size", 0);
   if (block <= 0) {
-    ctx.check(scale.rank() == 1 && scale.dim(0) == len,
-              "a per-axis scale must be 1-D of size " + std::to_string(len) + " (x dim " +
-                  std::to_string(axis) + "), got " + scale.describe());
+    ctx.check(scale.rank() == 1 && scale.dim(0) == len, [&] {
+      return "a per-axis scale must be 1-D of size " + std::to_string(len) + " (x dim " +
+             std::to_string(axis) + "), got " + scale.describe();
+    });
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < len; ++i)
         for (int64_t j = 0; j < inner; ++j) idx[static_cast<size_t>((o * len + i) * inner + j)] = i;
     return idx;
   }
-  ctx.check(scale.rank() == x.rank(), "a blocked scale must have the rank of x " + x.describe() +
-                                          ", got " + scale.describe());
+  ctx.check(scale.rank() == x.rank(), [&] {
+    return "a blocked scale must have the rank of x " + x.describe() + ", got " + scale.describe();
+  });
   for (size_t d = 0; d < x.rank(); ++d)
     if (d != a)
-      ctx.check(scale.dims()[d] == x.dims()[d], "blocked scale " + scale.describe() +
-                                                    " must match x " + x.describe() +
-                                                    " outside the axis");
+      ctx.check(scale.dims()[d] == x.dims()[d], [&] {
+        return "blocked scale " + scale.describe() + " must match x " + x.describe() +
+               " outside the axis";
+      });
   const int64_t blocks = scale.dims()[a];
   ctx.check(blocks == (len + block - 1) / block, "blocked scale has " + std::to_string(blocks) +
                                                      " blocks along the axis; expected ceil(" +
@@ -78,16 +83,16 @@ std::pair<double, double> int_range(DType t) {
 }
 
 void check_zero_point(KernelContext& ctx, const Tensor& scale, const Tensor& zp) {
-  ctx.check(
-      zp.dims() == scale.dims() || (zp.numel() == 1 && scale.numel() == 1),
-      "zero point " + zp.describe() + " must have the shape of the scale " + scale.describe());
+  ctx.check(zp.dims() == scale.dims() || (zp.numel() == 1 && scale.numel() == 1), [&] {
+    return "zero point " + zp.describe() + " must have the shape of the scale " + scale.describe();
+  });
 }
 
 void quantize_linear(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& scale = ctx.input(1);
   ctx.check(is_float(x.dtype()) || x.dtype() == DType::I32,
-            "x must be float or int32, got " + x.describe());
+            [&] { return "x must be float or int32, got " + x.describe(); });
   DType out = DType::U8;
   const int64_t output_dtype = ctx.attr_int("output_dtype", 0);
   std::vector<double> zp;
@@ -96,7 +101,7 @@ void quantize_linear(KernelContext& ctx) {
     check_zero_point(ctx, scale, z);
     out = z.dtype();
     ctx.check(output_dtype == 0 || output_dtype == static_cast<int64_t>(out),
-              "output_dtype disagrees with the zero point type " + z.describe());
+              [&] { return "output_dtype disagrees with the zero point type " + z.describe(); });
     zp = to_f64(z);
   } else if (output_dtype != 0) {
     ctx.check(is_valid_dtype(static_cast<int32_t>(output_dtype)),
@@ -139,13 +144,15 @@ void quantize_linear(KernelContext& ctx) {
 void dequantize_linear(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& scale = ctx.input(1);
-  ctx.check(is_float(scale.dtype()), "x_scale must be a float tensor, got " + scale.describe());
+  ctx.check(is_float(scale.dtype()),
+            [&] { return "x_scale must be a float tensor, got " + scale.describe(); });
   std::vector<double> zp;
   if (ctx.has_input(2)) {
     const Tensor& z = ctx.input(2);
     check_zero_point(ctx, scale, z);
-    ctx.check(z.dtype() == x.dtype(),
-              "zero point " + z.describe() + " must have the type of x " + x.describe());
+    ctx.check(z.dtype() == x.dtype(), [&] {
+      return "zero point " + z.describe() + " must have the type of x " + x.describe();
+    });
     zp = to_f64(z);
   }
   DType out = scale.dtype();

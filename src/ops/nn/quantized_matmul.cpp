@@ -17,20 +17,24 @@ std::vector<double> shift(KernelContext& ctx, const Tensor& t, const Tensor* zp,
                           const char* what) {
   std::vector<double> v = to_f64(t);
   if (zp == nullptr) return v;
-  ctx.check(zp->dtype() == t.dtype(), std::string(what) + " zero point " + zp->describe() +
-                                          " must have the type of " + t.describe());
+  ctx.check(zp->dtype() == t.dtype(), [&] {
+    return std::string(what) + " zero point " + zp->describe() + " must have the type of " +
+           t.describe();
+  });
   const std::vector<double> z = to_f64(*zp);
   if (z.size() == 1) {
     for (double& e : v) e -= z[0];
     return v;
   }
-  ctx.check(t.rank() >= 2 && zp->rank() >= 1,
-            std::string(what) + " zero point " + zp->describe() + " must be a scalar or 1-D");
+  ctx.check(t.rank() >= 2 && zp->rank() >= 1, [&] {
+    return std::string(what) + " zero point " + zp->describe() + " must be a scalar or 1-D";
+  });
   const int64_t rows = t.dim(-2), cols = t.dim(-1);
   const int64_t want = along_rows ? rows : cols;
-  ctx.check(static_cast<int64_t>(z.size()) == want, std::string(what) + " zero point " +
-                                                        zp->describe() + " must have " +
-                                                        std::to_string(want) + " elements");
+  ctx.check(static_cast<int64_t>(z.size()) == want, [&] {
+    return std::string(what) + " zero point " + zp->describe() + " must have " +
+           std::to_string(want) + " elements";
+  });
   for (size_t i = 0; i < v.size(); ++i) {
     const int64_t r = (static_cast<int64_t>(i) / cols) % rows, c = static_cast<int64_t>(i) % cols;
     v[i] -= z[static_cast<size_t>(along_rows ? r : c)];
@@ -41,8 +45,9 @@ std::vector<double> shift(KernelContext& ctx, const Tensor& t, const Tensor* zp,
 void matmul_integer(KernelContext& ctx) {
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
-  ctx.check(is_8bit(a.dtype()) && is_8bit(b.dtype()),
-            "A and B must be int8 or uint8, got " + a.describe() + " and " + b.describe());
+  ctx.check(is_8bit(a.dtype()) && is_8bit(b.dtype()), [&] {
+    return "A and B must be int8 or uint8, got " + a.describe() + " and " + b.describe();
+  });
   const std::vector<double> av =
       shift(ctx, a, ctx.has_input(2) ? &ctx.input(2) : nullptr, true, "A");
   const std::vector<double> bv =
@@ -61,8 +66,9 @@ void qlinear_matmul(KernelContext& ctx) {
   const Tensor& b = ctx.input(3);
   const Tensor& b_scale = ctx.input(4);
   const Tensor& y_scale = ctx.input(6);
-  ctx.check(is_8bit(a.dtype()) && is_8bit(b.dtype()),
-            "a and b must be int8 or uint8, got " + a.describe() + " and " + b.describe());
+  ctx.check(is_8bit(a.dtype()) && is_8bit(b.dtype()), [&] {
+    return "a and b must be int8 or uint8, got " + a.describe() + " and " + b.describe();
+  });
   const std::vector<double> av =
       shift(ctx, a, ctx.has_input(2) ? &ctx.input(2) : nullptr, true, "a");
   const std::vector<double> bv =
@@ -100,7 +106,7 @@ void qlinear_matmul(KernelContext& ctx) {
 
 void dynamic_quantize_linear(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.dtype() == DType::F32, "x must be float32, got " + x.describe());
+  ctx.check(x.dtype() == DType::F32, [&] { return "x must be float32, got " + x.describe(); });
   const float* px = x.data<float>();
   float lo = 0, hi = 0;
   for (int64_t i = 0; i < x.numel(); ++i) {

@@ -11,8 +11,10 @@ void rotary_embedding(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& cos_t = ctx.input(1);
   const Tensor& sin_t = ctx.input(2);
-  ctx.check(is_float(x.dtype()), "input must be a float tensor, got " + x.describe());
-  ctx.check(x.rank() == 3 || x.rank() == 4, "input must be 3-D or 4-D, got " + x.describe());
+  ctx.check(is_float(x.dtype()),
+            [&] { return "input must be a float tensor, got " + x.describe(); });
+  ctx.check(x.rank() == 3 || x.rank() == 4,
+            [&] { return "input must be 3-D or 4-D, got " + x.describe(); });
   const bool interleaved = ctx.attr_int("interleaved", 0) != 0;
   const int64_t num_heads_attr = ctx.attr_int("num_heads", 0);
   int64_t batch = x.dim(0), heads = 0, seq = 0, head_size = 0;
@@ -35,26 +37,30 @@ void rotary_embedding(KernelContext& ctx) {
             "rotary_embedding_dim must be even and at most the head size " +
                 std::to_string(head_size) + ", got " + std::to_string(rot));
   const int64_t half = rot / 2;
-  ctx.check(cos_t.dims() == sin_t.dims(), "cos_cache " + cos_t.describe() + " and sin_cache " +
-                                              sin_t.describe() + " must have the same shape");
+  ctx.check(cos_t.dims() == sin_t.dims(), [&] {
+    return "cos_cache " + cos_t.describe() + " and sin_cache " + sin_t.describe() +
+           " must have the same shape";
+  });
   const bool has_pos = ctx.has_input(3);
   std::vector<int64_t> pos;
   if (has_pos) {
     const Tensor& p = ctx.input(3);
-    ctx.check(p.dims() == Dims{batch, seq}, "position_ids must have shape [" +
-                                                std::to_string(batch) + "," + std::to_string(seq) +
-                                                "], got " + p.describe());
+    ctx.check(p.dims() == Dims{batch, seq}, [&] {
+      return "position_ids must have shape [" + std::to_string(batch) + "," + std::to_string(seq) +
+             "], got " + p.describe();
+    });
     ctx.check(cos_t.rank() == 2,
-              "cos_cache must be 2-D with position_ids, got " + cos_t.describe());
+              [&] { return "cos_cache must be 2-D with position_ids, got " + cos_t.describe(); });
     pos = p.to_i64_vector();
     for (int64_t v : pos)
       ctx.check(v >= 0 && v < cos_t.dim(0), "position id " + std::to_string(v) +
                                                 " is outside the cache of " +
                                                 std::to_string(cos_t.dim(0)) + " positions");
   } else {
-    ctx.check(cos_t.rank() == 3 && cos_t.dim(0) == batch && cos_t.dim(1) == seq,
-              "without position_ids cos_cache must be [batch, seq, rotary_dim/2], got " +
-                  cos_t.describe());
+    ctx.check(cos_t.rank() == 3 && cos_t.dim(0) == batch && cos_t.dim(1) == seq, [&] {
+      return "without position_ids cos_cache must be [batch, seq, rotary_dim/2], got " +
+             cos_t.describe();
+    });
   }
   const int64_t cache_w = cos_t.dim(-1);
   ctx.check(cache_w >= half,

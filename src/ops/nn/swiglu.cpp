@@ -10,9 +10,9 @@ namespace {
 void swiglu(KernelContext& ctx) {
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
-  ctx.check(
-      is_float(a.dtype()) && a.dtype() == b.dtype(),
-      "inputs must be float tensors of one type, got " + a.describe() + " and " + b.describe());
+  ctx.check(is_float(a.dtype()) && a.dtype() == b.dtype(), [&] {
+    return "inputs must be float tensors of one type, got " + a.describe() + " and " + b.describe();
+  });
   const double alpha = ctx.attr_float("alpha", 1.0f);
   const Dims out_dims = broadcast_dims(a.dims(), b.dims());
   const auto oa = broadcast_offsets(out_dims, a.dims());

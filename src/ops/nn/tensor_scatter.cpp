@@ -11,12 +11,15 @@ namespace {
 void tensor_scatter(KernelContext& ctx) {
   const Tensor& past = ctx.input(0);
   const Tensor& update = ctx.input(1);
-  ctx.check(past.dtype() == update.dtype(), "past_cache " + past.describe() + " and update " +
-                                                update.describe() + " must have one type");
+  ctx.check(past.dtype() == update.dtype(), [&] {
+    return "past_cache " + past.describe() + " and update " + update.describe() +
+           " must have one type";
+  });
   ctx.check(past.dtype() != DType::String, "string caches are not supported");
-  ctx.check(past.rank() >= 2 && update.rank() == past.rank(),
-            "past_cache and update must have the same rank >= 2, got " + past.describe() + " and " +
-                update.describe());
+  ctx.check(past.rank() >= 2 && update.rank() == past.rank(), [&] {
+    return "past_cache and update must have the same rank >= 2, got " + past.describe() + " and " +
+           update.describe();
+  });
   const int64_t rank = static_cast<int64_t>(past.rank());
   const int64_t axis = normalize_axis(ctx.attr_int("axis", -2), rank);
   ctx.check(axis != 0, "axis must not be the batch axis 0");
@@ -25,18 +28,22 @@ void tensor_scatter(KernelContext& ctx) {
             "mode must be \"linear\" or \"circular\", got \"" + mode + "\"");
   for (int64_t d = 0; d < rank; ++d)
     if (d != axis)
-      ctx.check(past.dims()[static_cast<size_t>(d)] == update.dims()[static_cast<size_t>(d)],
-                "update " + update.describe() + " must match past_cache " + past.describe() +
-                    " outside axis " + std::to_string(axis));
+      ctx.check(past.dims()[static_cast<size_t>(d)] == update.dims()[static_cast<size_t>(d)], [&] {
+        return "update " + update.describe() + " must match past_cache " + past.describe() +
+               " outside axis " + std::to_string(axis);
+      });
   const int64_t batch = past.dim(0), max_len = past.dim(axis), len = update.dim(axis);
-  ctx.check(len <= max_len, "update " + update.describe() + " is longer than the cache " +
-                                past.describe() + " along axis " + std::to_string(axis));
+  ctx.check(len <= max_len, [&] {
+    return "update " + update.describe() + " is longer than the cache " + past.describe() +
+           " along axis " + std::to_string(axis);
+  });
   std::vector<int64_t> start(static_cast<size_t>(batch), 0);
   if (ctx.has_input(2)) {
     const Tensor& w = ctx.input(2);
-    ctx.check(w.rank() == 1 && w.dim(0) == batch, "write_indices must be 1-D of the batch size " +
-                                                      std::to_string(batch) + ", got " +
-                                                      w.describe());
+    ctx.check(w.rank() == 1 && w.dim(0) == batch, [&] {
+      return "write_indices must be 1-D of the batch size " + std::to_string(batch) + ", got " +
+             w.describe();
+    });
     start = w.to_i64_vector();
   }
   const auto a = static_cast<size_t>(axis);

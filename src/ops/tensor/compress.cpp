@@ -8,7 +8,7 @@ using namespace tensor_ops;
 void compress(KernelContext& ctx) {
   Tensor x = ctx.input(0);
   const Tensor& cond = ctx.input(1);
-  ctx.check(cond.rank() == 1, "condition must be 1-D, got " + cond.describe());
+  ctx.check(cond.rank() == 1, [&] { return "condition must be 1-D, got " + cond.describe(); });
   size_t axis = 0;
   if (ctx.node().has_attr("axis"))
     axis = static_cast<size_t>(
@@ -19,8 +19,10 @@ void compress(KernelContext& ctx) {
   std::vector<int64_t> keep;
   for (int64_t i = 0; i < cond.numel(); ++i) {
     if (cond.get_i64(i) == 0) continue;
-    ctx.check(i < dim, "condition " + cond.describe() + " selects index " + std::to_string(i) +
-                           " beyond the axis size " + std::to_string(dim));
+    ctx.check(i < dim, [&] {
+      return "condition " + cond.describe() + " selects index " + std::to_string(i) +
+             " beyond the axis size " + std::to_string(dim);
+    });
     keep.push_back(i);
   }
   Dims dims = x.dims();

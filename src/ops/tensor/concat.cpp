@@ -9,7 +9,7 @@ void concat(KernelContext& ctx) {
   ctx.check(ctx.num_inputs() >= 1, "at least one input is required");
   const Tensor& first = ctx.input(0);
   const int64_t rank = static_cast<int64_t>(first.rank());
-  ctx.check(rank >= 1, "inputs must have rank >= 1, got " + first.describe());
+  ctx.check(rank >= 1, [&] { return "inputs must have rank >= 1, got " + first.describe(); });
   // The axis attribute was optional (default 1) before opset 4.
   if (ctx.opset() >= 4) ctx.check(ctx.node().has_attr("axis"), "attribute axis is required");
   const int64_t axis = normalize_axis(ctx.attr_int("axis", 1), rank);
@@ -17,14 +17,16 @@ void concat(KernelContext& ctx) {
   dims[static_cast<size_t>(axis)] = 0;
   for (size_t k = 0; k < ctx.num_inputs(); ++k) {
     const Tensor& t = ctx.input(k);
-    ctx.check(t.dtype() == first.dtype() && static_cast<int64_t>(t.rank()) == rank,
-              "input " + std::to_string(k) + " " + t.describe() + " does not match input 0 " +
-                  first.describe());
+    ctx.check(t.dtype() == first.dtype() && static_cast<int64_t>(t.rank()) == rank, [&] {
+      return "input " + std::to_string(k) + " " + t.describe() + " does not match input 0 " +
+             first.describe();
+    });
     for (int64_t d = 0; d < rank; ++d)
       if (d != axis)
-        ctx.check(t.dims()[static_cast<size_t>(d)] == first.dims()[static_cast<size_t>(d)],
-                  "input " + std::to_string(k) + " " + t.describe() + " differs from input 0 " +
-                      first.describe() + " outside axis " + std::to_string(axis));
+        ctx.check(t.dims()[static_cast<size_t>(d)] == first.dims()[static_cast<size_t>(d)], [&] {
+          return "input " + std::to_string(k) + " " + t.describe() + " differs from input 0 " +
+                 first.describe() + " outside axis " + std::to_string(axis);
+        });
     dims[static_cast<size_t>(axis)] += t.dims()[static_cast<size_t>(axis)];
   }
   Tensor out(first.dtype(), dims);

@@ -7,10 +7,10 @@ namespace {
 void constant_of_shape(KernelContext& ctx) {
   const Dims dims = ctx.input(0).to_i64_vector();
   for (int64_t d : dims)
-    ctx.check(d >= 0, "shape " + dims_to_string(dims) + " must be non-negative");
+    ctx.check(d >= 0, [&] { return "shape " + dims_to_string(dims) + " must be non-negative"; });
   Tensor value = Tensor::scalar<float>(DType::F32, 0.0f);
   if (const Tensor* v = ctx.node().attr_tensor("value")) {
-    ctx.check(v->numel() == 1, "value must have one element, got " + v->describe());
+    ctx.check(v->numel() == 1, [&] { return "value must have one element, got " + v->describe(); });
     value = *v;
   }
   const std::vector<int64_t> offsets = tensor_ops::offset_buffer(element_count(dims));
@@ -19,7 +19,7 @@ void constant_of_shape(KernelContext& ctx) {
 
 void eye_like(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.rank() == 2, "input must be 2-D, got " + x.describe());
+  ctx.check(x.rank() == 2, [&] { return "input must be 2-D, got " + x.describe(); });
   const DType dtype =
       ctx.node().has_attr("dtype") ? static_cast<DType>(ctx.attr_int("dtype", 1)) : x.dtype();
   ctx.check(is_valid_dtype(static_cast<int32_t>(dtype)) && dtype != DType::String,

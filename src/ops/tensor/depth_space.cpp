@@ -6,13 +6,14 @@ namespace {
 
 void depth_to_space(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.rank() == 4, "input must be 4-D (NCHW), got " + x.describe());
+  ctx.check(x.rank() == 4, [&] { return "input must be 4-D (NCHW), got " + x.describe(); });
   const int64_t b = ctx.attr_int("blocksize", 0);
   ctx.check(b >= 1, "blocksize must be positive, got " + std::to_string(b));
   const std::string mode = ctx.attr_string("mode", "DCR");
   if (mode != "DCR" && mode != "CRD") ctx.unsupported("mode '" + mode + "' is not supported");
   const int64_t n = x.dims()[0], c = x.dims()[1], h = x.dims()[2], w = x.dims()[3];
-  ctx.check(c % (b * b) == 0, "channels of " + x.describe() + " are not divisible by blocksize^2");
+  ctx.check(c % (b * b) == 0,
+            [&] { return "channels of " + x.describe() + " are not divisible by blocksize^2"; });
   const int64_t oc = c / (b * b);
   const Dims dims{n, oc, h * b, w * b};
   std::vector<int64_t> offsets = tensor_ops::offset_buffer(x.numel());
@@ -28,12 +29,13 @@ void depth_to_space(KernelContext& ctx) {
 
 void space_to_depth(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.rank() == 4, "input must be 4-D (NCHW), got " + x.describe());
+  ctx.check(x.rank() == 4, [&] { return "input must be 4-D (NCHW), got " + x.describe(); });
   const int64_t b = ctx.attr_int("blocksize", 0);
   ctx.check(b >= 1, "blocksize must be positive, got " + std::to_string(b));
   const int64_t n = x.dims()[0], c = x.dims()[1], h = x.dims()[2], w = x.dims()[3];
-  ctx.check(h % b == 0 && w % b == 0,
-            "height and width of " + x.describe() + " are not divisible by the blocksize");
+  ctx.check(h % b == 0 && w % b == 0, [&] {
+    return "height and width of " + x.describe() + " are not divisible by the blocksize";
+  });
   const Dims dims{n, c * b * b, h / b, w / b};
   std::vector<int64_t> offsets = tensor_ops::offset_buffer(x.numel());
   std::vector<int64_t> idx;

@@ -24,11 +24,14 @@ void tile(KernelContext& ctx) {
     const int64_t axis = normalize_axis(ctx.input(2).get_i64(0), static_cast<int64_t>(x.rank()));
     repeats[static_cast<size_t>(axis)] = ctx.input(1).get_i64(0);
   }
-  ctx.check(repeats.size() == x.rank(), "repeats " + dims_to_string(repeats) +
-                                            " must have one entry per axis of " + x.describe());
+  ctx.check(repeats.size() == x.rank(), [&] {
+    return "repeats " + dims_to_string(repeats) + " must have one entry per axis of " +
+           x.describe();
+  });
   Dims dims = x.dims();
   for (size_t d = 0; d < dims.size(); ++d) {
-    ctx.check(repeats[d] >= 0, "repeats " + dims_to_string(repeats) + " must be non-negative");
+    ctx.check(repeats[d] >= 0,
+              [&] { return "repeats " + dims_to_string(repeats) + " must be non-negative"; });
     dims[d] = checked_mul(dims[d], repeats[d]);
   }
   const int64_t n = element_count(dims);

@@ -7,7 +7,7 @@ using namespace tensor_ops;
 
 void check_indices_type(const KernelContext& ctx, const Tensor& indices) {
   ctx.check(indices.dtype() == DType::I64 || indices.dtype() == DType::I32,
-            "indices must be int32 or int64, got " + indices.describe());
+            [&] { return "indices must be int32 or int64, got " + indices.describe(); });
 }
 
 void gather(KernelContext& ctx) {
@@ -15,7 +15,7 @@ void gather(KernelContext& ctx) {
   const Tensor& indices = ctx.input(1);
   check_indices_type(ctx, indices);
   const int64_t rank = static_cast<int64_t>(data.rank());
-  ctx.check(rank >= 1, "data must have rank >= 1, got " + data.describe());
+  ctx.check(rank >= 1, [&] { return "data must have rank >= 1, got " + data.describe(); });
   const size_t axis = static_cast<size_t>(normalize_axis(ctx.attr_int("axis", 0), rank));
   const int64_t dim = data.dims()[axis];
   Dims dims(data.dims().begin(), data.dims().begin() + static_cast<int64_t>(axis));
@@ -38,9 +38,10 @@ void gather_elements(KernelContext& ctx) {
   const Tensor& indices = ctx.input(1);
   check_indices_type(ctx, indices);
   const int64_t rank = static_cast<int64_t>(data.rank());
-  ctx.check(rank >= 1 && indices.rank() == data.rank(), "data " + data.describe() +
-                                                            " and indices " + indices.describe() +
-                                                            " must have the same rank >= 1");
+  ctx.check(rank >= 1 && indices.rank() == data.rank(), [&] {
+    return "data " + data.describe() + " and indices " + indices.describe() +
+           " must have the same rank >= 1";
+  });
   const size_t axis = static_cast<size_t>(normalize_axis(ctx.attr_int("axis", 0), rank));
   const auto strides = strides_of(data.dims());
   std::vector<int64_t> offsets = offset_buffer(indices.numel());
@@ -50,9 +51,10 @@ void gather_elements(KernelContext& ctx) {
     idx[axis] = resolve_index(ctx, indices.get_i64(i), data.dims()[axis], "GatherElements");
     int64_t off = 0;
     for (size_t d = 0; d < idx.size(); ++d) {
-      ctx.check(d == axis || idx[d] < data.dims()[d], "indices " + indices.describe() +
-                                                          " exceed data " + data.describe() +
-                                                          " on axis " + std::to_string(d));
+      ctx.check(d == axis || idx[d] < data.dims()[d], [&] {
+        return "indices " + indices.describe() + " exceed data " + data.describe() + " on axis " +
+               std::to_string(d);
+      });
       off += idx[d] * strides[d];
     }
     offsets[static_cast<size_t>(i)] = off;
@@ -63,18 +65,23 @@ void gather_elements(KernelContext& ctx) {
 void gather_nd(KernelContext& ctx) {
   const Tensor& data = ctx.input(0);
   const Tensor& indices = ctx.input(1);
-  ctx.check(indices.dtype() == DType::I64, "indices must be int64, got " + indices.describe());
+  ctx.check(indices.dtype() == DType::I64,
+            [&] { return "indices must be int64, got " + indices.describe(); });
   const size_t b = static_cast<size_t>(ctx.attr_int("batch_dims", 0));
-  ctx.check(indices.rank() >= 1 && data.rank() >= 1 && b < indices.rank() && b < data.rank(),
-            "batch_dims " + std::to_string(b) + " must be less than the ranks of data " +
-                data.describe() + " and indices " + indices.describe());
+  ctx.check(indices.rank() >= 1 && data.rank() >= 1 && b < indices.rank() && b < data.rank(), [&] {
+    return "batch_dims " + std::to_string(b) + " must be less than the ranks of data " +
+           data.describe() + " and indices " + indices.describe();
+  });
   for (size_t d = 0; d < b; ++d)
-    ctx.check(indices.dims()[d] == data.dims()[d], "batch dimension " + std::to_string(d) +
-                                                       " differs between data " + data.describe() +
-                                                       " and indices " + indices.describe());
+    ctx.check(indices.dims()[d] == data.dims()[d], [&] {
+      return "batch dimension " + std::to_string(d) + " differs between data " + data.describe() +
+             " and indices " + indices.describe();
+    });
   const size_t k = static_cast<size_t>(indices.dims().back());
-  ctx.check(k >= 1 && b + k <= data.rank(), "the last dimension of indices " + indices.describe() +
-                                                " must be in [1, rank(data) - batch_dims]");
+  ctx.check(k >= 1 && b + k <= data.rank(), [&] {
+    return "the last dimension of indices " + indices.describe() +
+           " must be in [1, rank(data) - batch_dims]";
+  });
   Dims dims(indices.dims().begin(), indices.dims().end() - 1);
   dims.insert(dims.end(), data.dims().begin() + static_cast<int64_t>(b + k), data.dims().end());
   const int64_t slice = product(data.dims(), b + k, data.rank());

@@ -10,8 +10,10 @@ void one_hot(KernelContext& ctx) {
   const Tensor& indices = ctx.input(0);
   const Tensor& depth_t = ctx.input(1);
   const Tensor& values = ctx.input(2);
-  ctx.check(depth_t.numel() == 1, "depth must have one element, got " + depth_t.describe());
-  ctx.check(values.numel() == 2, "values must be [off_value, on_value], got " + values.describe());
+  ctx.check(depth_t.numel() == 1,
+            [&] { return "depth must have one element, got " + depth_t.describe(); });
+  ctx.check(values.numel() == 2,
+            [&] { return "values must be [off_value, on_value], got " + values.describe(); });
   ctx.check(indices.dtype() != DType::String, "indices must be numeric");
   const double depth_f = depth_t.get_f64(0);
   ctx.check(depth_f >= 1 && depth_f < 1e9,

@@ -38,8 +38,10 @@ void pad(KernelContext& ctx) {
     pads = ctx.input(1).to_i64_vector();
     if (ctx.has_input(2) && ctx.input(2).numel() > 0) {
       fill = ctx.input(2);
-      ctx.check(fill.dtype() == x.dtype(), "constant_value " + fill.describe() +
-                                               " must have the element type of " + x.describe());
+      ctx.check(fill.dtype() == x.dtype(), [&] {
+        return "constant_value " + fill.describe() + " must have the element type of " +
+               x.describe();
+      });
     }
     if (ctx.has_input(3)) axes = ctx.input(3).to_i64_vector();
   } else {
@@ -52,9 +54,10 @@ void pad(KernelContext& ctx) {
     for (int64_t a = 0; a < rank; ++a) axes.push_back(a);
   axes = normalize_axes(ctx, axes, rank);
   const size_t na = axes.size();
-  ctx.check(pads.size() == 2 * na, "pads " + dims_to_string(pads) + " must have " +
-                                       std::to_string(2 * na) + " entries for input " +
-                                       x.describe());
+  ctx.check(pads.size() == 2 * na, [&] {
+    return "pads " + dims_to_string(pads) + " must have " + std::to_string(2 * na) +
+           " entries for input " + x.describe();
+  });
   // Negative pads crop first; the remaining (cropped) extent is what gets padded, so reflect,
   // edge and wrap see only the kept elements.
   std::vector<int64_t> pad_begin(static_cast<size_t>(rank), 0), crop_begin(pad_begin);
@@ -64,14 +67,15 @@ void pad(KernelContext& ctx) {
     const size_t a = static_cast<size_t>(axes[i]);
     const int64_t pb = pads[i], pe = pads[i + na];
     ctx.check(std::abs(pb) < (int64_t{1} << 40) && std::abs(pe) < (int64_t{1} << 40),
-              "pads " + dims_to_string(pads) + " are implausibly large");
+              [&] { return "pads " + dims_to_string(pads) + " are implausibly large"; });
     crop_begin[a] = std::max<int64_t>(0, -pb);
     pad_begin[a] = std::max<int64_t>(0, pb);
     kept[a] = x.dims()[a] - crop_begin[a] - std::max<int64_t>(0, -pe);
     dims[a] = x.dims()[a] + pb + pe;
-    ctx.check(kept[a] >= 0 && dims[a] >= 0, "pads " + dims_to_string(pads) + " crop axis " +
-                                                std::to_string(a) + " of " + x.describe() +
-                                                " below size 0");
+    ctx.check(kept[a] >= 0 && dims[a] >= 0, [&] {
+      return "pads " + dims_to_string(pads) + " crop axis " + std::to_string(a) + " of " +
+             x.describe() + " below size 0";
+    });
     if (mode != "constant" && dims[a] > 0)
       ctx.check(kept[a] > 0, "cannot pad empty axis " + std::to_string(a) + " in mode " + mode);
   }
@@ -99,15 +103,17 @@ void center_crop_pad(KernelContext& ctx) {
   if (!ctx.node().has_attr("axes"))
     for (int64_t a = 0; a < rank; ++a) axes.push_back(a);
   axes = normalize_axes(ctx, axes, rank);
-  ctx.check(shape.size() == axes.size(), "shape " + dims_to_string(shape) +
-                                             " must have one entry per axis in " +
-                                             dims_to_string(axes));
+  ctx.check(shape.size() == axes.size(), [&] {
+    return "shape " + dims_to_string(shape) + " must have one entry per axis in " +
+           dims_to_string(axes);
+  });
   // shift[d]: source index = output index + shift[d].
   std::vector<int64_t> shift(static_cast<size_t>(rank), 0);
   Dims dims = x.dims();
   for (size_t i = 0; i < axes.size(); ++i) {
     const size_t a = static_cast<size_t>(axes[i]);
-    ctx.check(shape[i] >= 0, "shape " + dims_to_string(shape) + " must be non-negative");
+    ctx.check(shape[i] >= 0,
+              [&] { return "shape " + dims_to_string(shape) + " must be non-negative"; });
     const int64_t diff = x.dims()[a] - shape[i];
     shift[a] = diff >= 0 ? diff / 2 : -((-diff) / 2);
     dims[a] = shape[i];

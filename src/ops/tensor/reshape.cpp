@@ -16,27 +16,34 @@ void reshape(KernelContext& ctx) {
   for (size_t i = 0; i < shape.size(); ++i) {
     int64_t d = shape[i];
     if (d == 0 && !allowzero) {
-      ctx.check(i < x.rank(), "shape entry " + std::to_string(i) + " is 0 (copy) but the input " +
-                                  x.describe() + " has no such dimension");
+      ctx.check(i < x.rank(), [&] {
+        return "shape entry " + std::to_string(i) + " is 0 (copy) but the input " + x.describe() +
+               " has no such dimension";
+      });
       d = x.dims()[i];
     }
     if (d == -1) {
-      ctx.check(infer_at < 0, "shape " + dims_to_string(shape) + " has more than one -1");
+      ctx.check(infer_at < 0,
+                [&] { return "shape " + dims_to_string(shape) + " has more than one -1"; });
       infer_at = static_cast<int64_t>(i);
       continue;
     }
-    ctx.check(d >= 0, "shape " + dims_to_string(shape) + " has invalid entry " + std::to_string(d));
+    ctx.check(d >= 0, [&] {
+      return "shape " + dims_to_string(shape) + " has invalid entry " + std::to_string(d);
+    });
     dims[i] = d;
     known = checked_mul(known, d);
   }
   if (infer_at >= 0) {
-    ctx.check(
-        known != 0 && x.numel() % known == 0,
-        "cannot infer the -1 in shape " + dims_to_string(shape) + " for input " + x.describe());
+    ctx.check(known != 0 && x.numel() % known == 0, [&] {
+      return "cannot infer the -1 in shape " + dims_to_string(shape) + " for input " + x.describe();
+    });
     dims[static_cast<size_t>(infer_at)] = x.numel() / known;
   }
-  ctx.check(element_count(dims) == x.numel(), "cannot reshape " + x.describe() + " to shape " +
-                                                  dims_to_string(dims) + ": element counts differ");
+  ctx.check(element_count(dims) == x.numel(), [&] {
+    return "cannot reshape " + x.describe() + " to shape " + dims_to_string(dims) +
+           ": element counts differ";
+  });
   ctx.set_output(0, x.reshaped(dims));
 }
 
@@ -59,9 +66,10 @@ void squeeze(KernelContext& ctx) {
   std::vector<bool> drop(x.rank(), false);
   if (present) {
     for (int64_t a : normalize_axes(ctx, axes, static_cast<int64_t>(x.rank()))) {
-      ctx.check(x.dims()[static_cast<size_t>(a)] == 1, "cannot squeeze axis " + std::to_string(a) +
-                                                           " of " + x.describe() +
-                                                           ": its size is not 1");
+      ctx.check(x.dims()[static_cast<size_t>(a)] == 1, [&] {
+        return "cannot squeeze axis " + std::to_string(a) + " of " + x.describe() +
+               ": its size is not 1";
+      });
       drop[static_cast<size_t>(a)] = true;
     }
   } else {

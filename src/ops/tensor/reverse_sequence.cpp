@@ -7,7 +7,7 @@ namespace {
 void reverse_sequence(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& lens = ctx.input(1);
-  ctx.check(x.rank() >= 2, "input must have rank >= 2, got " + x.describe());
+  ctx.check(x.rank() >= 2, [&] { return "input must have rank >= 2, got " + x.describe(); });
   const int64_t rank = static_cast<int64_t>(x.rank());
   const size_t batch_axis =
       static_cast<size_t>(normalize_axis(ctx.attr_int("batch_axis", 1), rank));
@@ -15,9 +15,10 @@ void reverse_sequence(KernelContext& ctx) {
   ctx.check(batch_axis != time_axis, "batch_axis and time_axis must differ");
   ctx.check(batch_axis <= 1 && time_axis <= 1, "batch_axis and time_axis must be 0 or 1");
   const int64_t batch = x.dims()[batch_axis], steps = x.dims()[time_axis];
-  ctx.check(lens.rank() == 1 && lens.numel() == batch, "sequence_lens " + lens.describe() +
-                                                           " must have one entry per batch (" +
-                                                           std::to_string(batch) + ")");
+  ctx.check(lens.rank() == 1 && lens.numel() == batch, [&] {
+    return "sequence_lens " + lens.describe() + " must have one entry per batch (" +
+           std::to_string(batch) + ")";
+  });
   for (int64_t b = 0; b < batch; ++b)
     ctx.check(lens.get_i64(b) >= 0 && lens.get_i64(b) <= steps,
               "sequence_lens[" + std::to_string(b) + "] = " + std::to_string(lens.get_i64(b)) +

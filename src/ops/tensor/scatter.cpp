@@ -14,8 +14,10 @@ using Writes = std::vector<std::pair<int64_t, int64_t>>;
 
 Tensor apply_writes(const KernelContext& ctx, const Tensor& data, const Tensor& updates,
                     const Writes& writes, const std::string& reduction) {
-  ctx.check(data.dtype() == updates.dtype(), "data " + data.describe() + " and updates " +
-                                                 updates.describe() + " differ in element type");
+  ctx.check(data.dtype() == updates.dtype(), [&] {
+    return "data " + data.describe() + " and updates " + updates.describe() +
+           " differ in element type";
+  });
   if (reduction == "none") {
     Tensor out = data.clone();
     for (auto [d, s] : writes) copy_element(updates, s, out, d);
@@ -54,12 +56,12 @@ void scatter_elements(KernelContext& ctx) {
   const Tensor& indices = ctx.input(1);
   const Tensor& updates = ctx.input(2);
   const int64_t rank = static_cast<int64_t>(data.rank());
-  ctx.check(rank >= 1 && indices.rank() == data.rank() && updates.dims() == indices.dims(),
-            "data " + data.describe() + ", indices " + indices.describe() + " and updates " +
-                updates.describe() +
-                " must have the same rank; indices and updates the same shape");
+  ctx.check(rank >= 1 && indices.rank() == data.rank() && updates.dims() == indices.dims(), [&] {
+    return "data " + data.describe() + ", indices " + indices.describe() + " and updates " +
+           updates.describe() + " must have the same rank; indices and updates the same shape";
+  });
   ctx.check(indices.dtype() == DType::I64 || indices.dtype() == DType::I32,
-            "indices must be int32 or int64, got " + indices.describe());
+            [&] { return "indices must be int32 or int64, got " + indices.describe(); });
   const size_t axis = static_cast<size_t>(normalize_axis(ctx.attr_int("axis", 0), rank));
   const auto strides = strides_of(data.dims());
   Writes writes;
@@ -70,8 +72,10 @@ void scatter_elements(KernelContext& ctx) {
     idx[axis] = resolve_index(ctx, indices.get_i64(i), data.dims()[axis], ctx.node().op_type);
     int64_t off = 0;
     for (size_t d = 0; d < idx.size(); ++d) {
-      ctx.check(idx[d] < data.dims()[d], "indices " + indices.describe() + " exceed data " +
-                                             data.describe() + " on axis " + std::to_string(d));
+      ctx.check(idx[d] < data.dims()[d], [&] {
+        return "indices " + indices.describe() + " exceed data " + data.describe() + " on axis " +
+               std::to_string(d);
+      });
       off += idx[d] * strides[d];
     }
     writes.emplace_back(off, i);
@@ -83,15 +87,20 @@ void scatter_nd(KernelContext& ctx) {
   const Tensor& data = ctx.input(0);
   const Tensor& indices = ctx.input(1);
   const Tensor& updates = ctx.input(2);
-  ctx.check(indices.dtype() == DType::I64, "indices must be int64, got " + indices.describe());
-  ctx.check(indices.rank() >= 1, "indices must have rank >= 1, got " + indices.describe());
+  ctx.check(indices.dtype() == DType::I64,
+            [&] { return "indices must be int64, got " + indices.describe(); });
+  ctx.check(indices.rank() >= 1,
+            [&] { return "indices must have rank >= 1, got " + indices.describe(); });
   const size_t k = static_cast<size_t>(indices.dims().back());
-  ctx.check(k <= data.rank(), "the last dimension of indices " + indices.describe() +
-                                  " exceeds the rank of data " + data.describe());
+  ctx.check(k <= data.rank(), [&] {
+    return "the last dimension of indices " + indices.describe() + " exceeds the rank of data " +
+           data.describe();
+  });
   Dims expect(indices.dims().begin(), indices.dims().end() - 1);
   expect.insert(expect.end(), data.dims().begin() + static_cast<int64_t>(k), data.dims().end());
-  ctx.check(updates.dims() == expect,
-            "updates " + updates.describe() + " must have shape " + dims_to_string(expect));
+  ctx.check(updates.dims() == expect, [&] {
+    return "updates " + updates.describe() + " must have shape " + dims_to_string(expect);
+  });
   const int64_t slice = product(data.dims(), k, data.rank());
   const int64_t tuples = product(indices.dims(), 0, indices.rank() - 1);
   const auto strides = strides_of(data.dims());

@@ -25,8 +25,10 @@ void slice(KernelContext& ctx) {
     have_axes = ctx.node().has_attr("axes");
     axes = ctx.attr_ints("axes");
   }
-  ctx.check(starts.size() == ends.size(), "starts " + dims_to_string(starts) + " and ends " +
-                                              dims_to_string(ends) + " differ in length");
+  ctx.check(starts.size() == ends.size(), [&] {
+    return "starts " + dims_to_string(starts) + " and ends " + dims_to_string(ends) +
+           " differ in length";
+  });
   if (!have_axes)
     for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
   if (steps.empty()) steps.assign(starts.size(), 1);

@@ -30,9 +30,10 @@ void split(KernelContext& ctx) {
       for (int64_t i = 0; i < n; ++i)
         sizes.push_back(std::max<int64_t>(0, std::min(chunk, dim - i * chunk)));
     } else {
-      ctx.check(n_out >= 1 && dim % n_out == 0, "axis " + std::to_string(axis) + " of " +
-                                                    x.describe() + " cannot be split evenly into " +
-                                                    std::to_string(n_out) + " outputs");
+      ctx.check(n_out >= 1 && dim % n_out == 0, [&] {
+        return "axis " + std::to_string(axis) + " of " + x.describe() +
+               " cannot be split evenly into " + std::to_string(n_out) + " outputs";
+      });
       sizes.assign(static_cast<size_t>(n_out), dim / n_out);
     }
   }
@@ -41,11 +42,14 @@ void split(KernelContext& ctx) {
                 std::to_string(n_out) + " outputs");
   int64_t total = 0;
   for (int64_t s : sizes) {
-    ctx.check(s >= 0, "split sizes must be non-negative, got " + dims_to_string(sizes));
+    ctx.check(s >= 0,
+              [&] { return "split sizes must be non-negative, got " + dims_to_string(sizes); });
     total += s;
   }
-  ctx.check(total == dim, "split sizes " + dims_to_string(sizes) + " do not add up to " +
-                              std::to_string(dim) + ", the size of axis " + std::to_string(axis));
+  ctx.check(total == dim, [&] {
+    return "split sizes " + dims_to_string(sizes) + " do not add up to " + std::to_string(dim) +
+           ", the size of axis " + std::to_string(axis);
+  });
   const int64_t outer = product(x.dims(), 0, static_cast<size_t>(axis));
   const int64_t inner = product(x.dims(), static_cast<size_t>(axis) + 1, x.rank());
   int64_t start = 0;

@@ -78,8 +78,9 @@ void transpose(KernelContext& ctx) {
     perm.resize(rank);
     for (size_t i = 0; i < rank; ++i) perm[i] = static_cast<int64_t>(rank - 1 - i);
   }
-  ctx.check(perm.size() == rank,
-            "perm " + dims_to_string(perm) + " does not match input " + x.describe());
+  ctx.check(perm.size() == rank, [&] {
+    return "perm " + dims_to_string(perm) + " does not match input " + x.describe();
+  });
   perm = normalize_axes(ctx, perm, static_cast<int64_t>(rank));
   Dims dims(rank);
   for (size_t i = 0; i < rank; ++i) dims[i] = x.dims()[static_cast<size_t>(perm[i])];

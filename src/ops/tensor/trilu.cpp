@@ -7,7 +7,7 @@ using namespace tensor_ops;
 
 void trilu(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.rank() >= 2, "input must have rank >= 2, got " + x.describe());
+  ctx.check(x.rank() >= 2, [&] { return "input must have rank >= 2, got " + x.describe(); });
   const bool upper = ctx.attr_int("upper", 1) != 0;
   const int64_t k = ctx.has_input(1) ? ctx.input(1).get_i64(0) : 0;
   const int64_t rows = x.dims()[x.rank() - 2], cols = x.dims()[x.rank() - 1];

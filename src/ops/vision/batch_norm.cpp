@@ -10,7 +10,7 @@ namespace {
 void batch_norm(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   require_float(ctx, x, "BatchNormalization input");
-  ctx.check(x.rank() >= 2, "input must be N x C x ..., got " + x.describe());
+  ctx.check(x.rank() >= 2, [&] { return "input must be N x C x ..., got " + x.describe(); });
   if (ctx.opset() < 9 && ctx.attr_int("spatial", 1) == 0)
     ctx.unsupported("BatchNormalization with spatial=0");
   const double eps = ctx.attr_float("epsilon", 1e-5f);

@@ -16,7 +16,7 @@ constexpr int64_t kBlock = 16;
 
 Tensor to_blocked(const KernelContext& ctx, const Tensor& x) {
   ctx.check(x.rank() == 4 && x.dim(1) % kBlock == 0,
-            "expected N x C x H x W with C a multiple of 16, got " + x.describe());
+            [&] { return "expected N x C x H x W with C a multiple of 16, got " + x.describe(); });
   const int64_t n = x.dim(0), cb = x.dim(1) / kBlock, hw = x.dim(2) * x.dim(3);
   Tensor y = ctx.allocate_output(0, x.dtype(), {n, cb, x.dim(2), x.dim(3), kBlock});
   const size_t es = dtype_size(x.dtype());
@@ -33,7 +33,7 @@ Tensor to_blocked(const KernelContext& ctx, const Tensor& x) {
 // As output 0 of the node when `as_output`, else a temporary.
 Tensor from_blocked(const KernelContext& ctx, const Tensor& x, bool as_output) {
   ctx.check(x.rank() == 5 && x.dim(4) == kBlock,
-            "expected a blocked N x C/16 x H x W x 16 tensor, got " + x.describe());
+            [&] { return "expected a blocked N x C/16 x H x W x 16 tensor, got " + x.describe(); });
   const int64_t n = x.dim(0), cb = x.dim(1), hw = x.dim(2) * x.dim(3);
   const Dims dims = {n, cb * kBlock, x.dim(2), x.dim(3)};
   Tensor y =

@@ -11,7 +11,8 @@ void col2im(KernelContext& ctx) {
   const std::vector<int64_t> block = ctx.input(2).to_i64_vector();
   const size_t r = image.size();
   ctx.check(r >= 1 && block.size() == r, "image_shape and block_shape must have the same length");
-  ctx.check(x.rank() == 3, "input must be [N, C*prod(block_shape), L], got " + x.describe());
+  ctx.check(x.rank() == 3,
+            [&] { return "input must be [N, C*prod(block_shape), L], got " + x.describe(); });
   const auto strides = ctx.attr_ints("strides", std::vector<int64_t>(r, 1));
   const auto dil = ctx.attr_ints("dilations", std::vector<int64_t>(r, 1));
   const auto pads = ctx.attr_ints("pads", std::vector<int64_t>(2 * r, 0));

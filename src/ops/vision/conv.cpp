@@ -14,8 +14,10 @@ std::vector<int64_t> kernel_of(const KernelContext& ctx, const Dims& wd) {
   std::vector<int64_t> k(wd.begin() + 2, wd.end());
   if (ctx.node().has_attr("kernel_shape")) {
     const auto attr = ctx.attr_ints("kernel_shape");
-    ctx.check(attr == k, "kernel_shape " + dims_to_string(attr) +
-                             " does not match the weight's spatial dims " + dims_to_string(k));
+    ctx.check(attr == k, [&] {
+      return "kernel_shape " + dims_to_string(attr) + " does not match the weight's spatial dims " +
+             dims_to_string(k);
+    });
   }
   return k;
 }
@@ -27,9 +29,10 @@ struct Prepared {
 };
 
 Prepared prepare(const KernelContext& ctx, const Tensor& x, const Tensor& w) {
-  ctx.check(x.rank() >= 3, "input must be N x C x spatial..., got " + x.describe());
-  ctx.check(w.rank() == x.rank(), "weight rank must equal input rank, got " + w.describe() +
-                                      " for input " + x.describe());
+  ctx.check(x.rank() >= 3, [&] { return "input must be N x C x spatial..., got " + x.describe(); });
+  ctx.check(w.rank() == x.rank(), [&] {
+    return "weight rank must equal input rank, got " + w.describe() + " for input " + x.describe();
+  });
   Prepared p;
   p.group = ctx.attr_int("group", 1);
   ctx.check(p.group >= 1, "group must be positive");

@@ -8,8 +8,9 @@ void conv_transpose(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   require_float(ctx, x, "ConvTranspose input");
-  ctx.check(x.rank() >= 3, "input must be N x C x spatial..., got " + x.describe());
-  ctx.check(w.rank() == x.rank(), "weight rank must equal input rank, got " + w.describe());
+  ctx.check(x.rank() >= 3, [&] { return "input must be N x C x spatial..., got " + x.describe(); });
+  ctx.check(w.rank() == x.rank(),
+            [&] { return "weight rank must equal input rank, got " + w.describe(); });
   const size_t r = x.rank() - 2;
   const int64_t group = ctx.attr_int("group", 1);
   ctx.check(group >= 1, "group must be positive");

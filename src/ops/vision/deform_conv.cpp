@@ -23,7 +23,7 @@ void deform_conv(KernelContext& ctx) {
   const Tensor& offset = ctx.input(2);
   require_float(ctx, x, "DeformConv input");
   if (x.rank() != 4) ctx.unsupported("DeformConv is implemented for 2-D inputs (rank 4) only");
-  ctx.check(w.rank() == 4, "weight must be rank 4, got " + w.describe());
+  ctx.check(w.rank() == 4, [&] { return "weight must be rank 4, got " + w.describe(); });
   const int64_t group = ctx.attr_int("group", 1);
   const int64_t og = ctx.attr_int("offset_group", 1);
   ctx.check(group >= 1 && og >= 1, "group and offset_group must be positive");
@@ -36,7 +36,10 @@ void deform_conv(KernelContext& ctx) {
   const int64_t oh = win.out[0], ow = win.out[1], k_sp = kh * kw;
   ctx.check(offset.rank() == 4 && offset.dim(0) == n_batch && offset.dim(1) == og * 2 * k_sp &&
                 offset.dim(2) == oh && offset.dim(3) == ow,
-            "offset must be N x (offset_group*2*kH*kW) x oH x oW, got " + offset.describe());
+            [&] {
+              return "offset must be N x (offset_group*2*kH*kW) x oH x oW, got " +
+                     offset.describe();
+            });
   const std::vector<double> xv = to_f64(x), wv = to_f64(w), ov = to_f64(offset);
   std::vector<double> bv, mv;
   if (ctx.has_input(3)) {
@@ -46,8 +49,9 @@ void deform_conv(KernelContext& ctx) {
   }
   if (ctx.has_input(4)) {
     const Tensor& mask = ctx.input(4);
-    ctx.check(mask.numel() == n_batch * og * k_sp * oh * ow,
-              "mask must be N x (offset_group*kH*kW) x oH x oW, got " + mask.describe());
+    ctx.check(mask.numel() == n_batch * og * k_sp * oh * ow, [&] {
+      return "mask must be N x (offset_group*kH*kW) x oH x oW, got " + mask.describe();
+    });
     mv = to_f64(mask);
   }
   const int64_t mg = m_out / group, c_per_og = c_in / og, o_sp = oh * ow;

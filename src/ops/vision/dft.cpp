@@ -30,7 +30,7 @@ void dft(KernelContext& ctx) {
   require_float(ctx, x, "DFT input");
   const int64_t rank = static_cast<int64_t>(x.rank());
   ctx.check(rank >= 2 && (x.dim(-1) == 1 || x.dim(-1) == 2),
-            "input must be [batch, signal..., 1 or 2], got " + x.describe());
+            [&] { return "input must be [batch, signal..., 1 or 2], got " + x.describe(); });
   const bool inverse = ctx.attr_int("inverse", 0) != 0;
   const bool onesided = ctx.attr_int("onesided", 0) != 0;
   int64_t axis;
@@ -93,7 +93,7 @@ void stft(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   require_float(ctx, x, "STFT signal");
   ctx.check(x.rank() == 3 && (x.dim(2) == 1 || x.dim(2) == 2),
-            "signal must be [batch, length, 1 or 2], got " + x.describe());
+            [&] { return "signal must be [batch, length, 1 or 2], got " + x.describe(); });
   const int64_t step = ctx.input(1).get_i64(0);
   ctx.check(step >= 1, "frame_step must be positive");
   std::vector<double> window;

@@ -44,9 +44,10 @@ void check_activation(const KernelContext& ctx, const std::string& act,
 Tensor fused_conv_nchw(const KernelContext& ctx, const Tensor& x, const Tensor& w, const Tensor* b,
                        const Tensor* z) {
   require_float(ctx, x, "FusedConv input");
-  ctx.check(x.rank() >= 3, "input must be N x C x spatial..., got " + x.describe());
-  ctx.check(w.rank() == x.rank(), "weight rank must equal input rank, got " + w.describe() +
-                                      " for input " + x.describe());
+  ctx.check(x.rank() >= 3, [&] { return "input must be N x C x spatial..., got " + x.describe(); });
+  ctx.check(w.rank() == x.rank(), [&] {
+    return "weight rank must equal input rank, got " + w.describe() + " for input " + x.describe();
+  });
   const std::string act = ctx.attr_string("activation", "");
   const std::vector<float> params = ctx.attr_floats("activation_params");
   check_activation(ctx, act, params);
@@ -62,13 +63,17 @@ Tensor fused_conv_nchw(const KernelContext& ctx, const Tensor& x, const Tensor& 
   out_dims.insert(out_dims.end(), win.out.begin(), win.out.end());
   std::vector<double> y = conv_core(to_f64(x), x.dims(), to_f64(w), w.dims(), group, win);
   if (b) {
-    ctx.check(b->numel() == w.dim(0), "bias must have one value per output channel (" +
-                                          std::to_string(w.dim(0)) + "), got " + b->describe());
+    ctx.check(b->numel() == w.dim(0), [&] {
+      return "bias must have one value per output channel (" + std::to_string(w.dim(0)) +
+             "), got " + b->describe();
+    });
     add_bias(y, to_f64(*b), out_dims);
   }
   if (z) {
-    ctx.check(z->dims() == out_dims, "Z must have the output's shape " + dims_to_string(out_dims) +
-                                         ", got " + z->describe());
+    ctx.check(z->dims() == out_dims, [&] {
+      return "Z must have the output's shape " + dims_to_string(out_dims) + ", got " +
+             z->describe();
+    });
     const std::vector<double> zv = to_f64(*z);
     for (size_t i = 0; i < y.size(); ++i) y[i] += zv[i];
   }

@@ -11,7 +11,7 @@ enum class Kind { Max, Average, Lp };
 void global_pool(KernelContext& ctx, Kind kind) {
   const Tensor& x = ctx.input(0);
   require_float(ctx, x, ctx.node().op_type + " input");
-  ctx.check(x.rank() >= 2, "input must be N x C x spatial..., got " + x.describe());
+  ctx.check(x.rank() >= 2, [&] { return "input must be N x C x spatial..., got " + x.describe(); });
   const double p = kind != Kind::Lp   ? 2.0
                    : ctx.opset() >= 2 ? static_cast<double>(ctx.attr_int("p", 2))
                                       : static_cast<double>(ctx.attr_float("p", 2.0f));

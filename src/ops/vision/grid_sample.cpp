@@ -39,11 +39,14 @@ void grid_sample(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& grid = ctx.input(1);
   require_float(ctx, x, "GridSample input");
-  ctx.check(x.rank() >= 3, "input must be N x C x spatial..., got " + x.describe());
+  ctx.check(x.rank() >= 3, [&] { return "input must be N x C x spatial..., got " + x.describe(); });
   const size_t r = x.rank() - 2;
   ctx.check(grid.rank() == r + 2 && grid.dim(0) == x.dim(0) &&
                 grid.dim(static_cast<int64_t>(r + 1)) == static_cast<int64_t>(r),
-            "grid must be N x out_spatial... x " + std::to_string(r) + ", got " + grid.describe());
+            [&] {
+              return "grid must be N x out_spatial... x " + std::to_string(r) + ", got " +
+                     grid.describe();
+            });
   std::string mode = ctx.attr_string("mode", ctx.opset() >= 20 ? "linear" : "bilinear");
   if (mode == "bilinear") mode = "linear";
   if (mode == "bicubic") mode = "cubic";
@@ -151,8 +154,10 @@ void affine_grid(KernelContext& ctx) {
   const int64_t n = size[0];
   ctx.check(theta.rank() == 3 && theta.dim(0) == n && theta.dim(1) == static_cast<int64_t>(r) &&
                 theta.dim(2) == static_cast<int64_t>(r + 1),
-            "theta must be N x " + std::to_string(r) + " x " + std::to_string(r + 1) + ", got " +
-                theta.describe());
+            [&] {
+              return "theta must be N x " + std::to_string(r) + " x " + std::to_string(r + 1) +
+                     ", got " + theta.describe();
+            });
   const bool align = ctx.attr_int("align_corners", 0) != 0;
   Dims sp(size.begin() + 2, size.end());
   for (int64_t v : sp) ctx.check(v >= 0, "size must be non-negative");

@@ -40,7 +40,7 @@ std::vector<double> normalize_groups(const std::vector<double>& xv, const Dims& 
 void instance_norm(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   require_float(ctx, x, "InstanceNormalization input");
-  ctx.check(x.rank() >= 2, "input must be N x C x ..., got " + x.describe());
+  ctx.check(x.rank() >= 2, [&] { return "input must be N x C x ..., got " + x.describe(); });
   const std::vector<double> scale = to_f64(ctx.input(1)), bias = to_f64(ctx.input(2));
   ctx.check(static_cast<int64_t>(scale.size()) == x.dim(1) &&
                 static_cast<int64_t>(bias.size()) == x.dim(1),
@@ -53,7 +53,7 @@ void instance_norm(KernelContext& ctx) {
 void group_norm(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   require_float(ctx, x, "GroupNormalization input");
-  ctx.check(x.rank() >= 2, "input must be N x C x ..., got " + x.describe());
+  ctx.check(x.rank() >= 2, [&] { return "input must be N x C x ..., got " + x.describe(); });
   ctx.check(ctx.node().has_attr("num_groups"), "num_groups attribute is required");
   const int64_t groups = ctx.attr_int("num_groups", 1);
   const int64_t c = x.dim(1);

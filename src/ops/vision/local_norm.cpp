@@ -11,7 +11,7 @@ namespace {
 void lrn(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   require_float(ctx, x, "LRN input");
-  ctx.check(x.rank() >= 2, "input must be N x C x ..., got " + x.describe());
+  ctx.check(x.rank() >= 2, [&] { return "input must be N x C x ..., got " + x.describe(); });
   ctx.check(ctx.node().has_attr("size"), "size attribute is required");
   const int64_t size = ctx.attr_int("size", 1);
   ctx.check(size >= 1, "size must be positive");

@@ -8,7 +8,7 @@ void max_unpool(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& ind = ctx.input(1);
   require_float(ctx, x, "MaxUnpool input");
-  ctx.check(x.rank() >= 3, "input must be N x C x spatial..., got " + x.describe());
+  ctx.check(x.rank() >= 3, [&] { return "input must be N x C x spatial..., got " + x.describe(); });
   ctx.check(ind.dims() == x.dims(), "indices must have the input's shape");
   const size_t r = x.rank() - 2;
   const auto kernel = ctx.attr_ints("kernel_shape");

@@ -26,11 +26,14 @@ double iou(const Box& a, const Box& b) {
 void non_max_suppression(KernelContext& ctx) {
   const Tensor& boxes = ctx.input(0);
   const Tensor& scores = ctx.input(1);
-  ctx.check(boxes.rank() == 3 && boxes.dim(2) == 4,
-            "boxes must be [num_batches, spatial_dimension, 4], got " + boxes.describe());
-  ctx.check(scores.rank() == 3 && scores.dim(0) == boxes.dim(0) && scores.dim(2) == boxes.dim(1),
-            "scores must be [num_batches, num_classes, spatial_dimension] matching boxes, got " +
-                scores.describe());
+  ctx.check(boxes.rank() == 3 && boxes.dim(2) == 4, [&] {
+    return "boxes must be [num_batches, spatial_dimension, 4], got " + boxes.describe();
+  });
+  ctx.check(
+      scores.rank() == 3 && scores.dim(0) == boxes.dim(0) && scores.dim(2) == boxes.dim(1), [&] {
+        return "scores must be [num_batches, num_classes, spatial_dimension] matching boxes, got " +
+               scores.describe();
+      });
   const int64_t max_out =
       ctx.has_input(2) && ctx.input(2).numel() > 0 ? ctx.input(2).get_i64(0) : 0;
   const double iou_th = ctx.has_input(3) && ctx.input(3).numel() > 0 ? ctx.input(3).get_f64(0) : 0;

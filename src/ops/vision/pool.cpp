@@ -11,7 +11,7 @@ enum class Kind { Max, Average, Lp };
 
 void pool(KernelContext& ctx, Kind kind) {
   const Tensor& x = ctx.input(0);
-  ctx.check(x.rank() >= 3, "input must be N x C x spatial..., got " + x.describe());
+  ctx.check(x.rank() >= 3, [&] { return "input must be N x C x spatial..., got " + x.describe(); });
   if (kind != Kind::Max || !(x.dtype() == DType::I8 || x.dtype() == DType::U8))
     require_float(ctx, x, ctx.node().op_type + " input");
   ctx.check(ctx.node().has_attr("kernel_shape"), "kernel_shape attribute is required");

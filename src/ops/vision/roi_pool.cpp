@@ -11,9 +11,10 @@ void max_roi_pool(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& rois = ctx.input(1);
   require_float(ctx, x, "MaxRoiPool input");
-  ctx.check(x.rank() == 4, "input must be N x C x H x W, got " + x.describe());
-  ctx.check(rois.rank() == 2 && rois.dim(1) == 5,
-            "rois must be [num_rois, 5] (batch, x1, y1, x2, y2), got " + rois.describe());
+  ctx.check(x.rank() == 4, [&] { return "input must be N x C x H x W, got " + x.describe(); });
+  ctx.check(rois.rank() == 2 && rois.dim(1) == 5, [&] {
+    return "rois must be [num_rois, 5] (batch, x1, y1, x2, y2), got " + rois.describe();
+  });
   const auto pooled = ctx.attr_ints("pooled_shape");
   ctx.check(pooled.size() == 2 && pooled[0] > 0 && pooled[1] > 0,
             "pooled_shape must be two positive values");
@@ -63,11 +64,11 @@ void roi_align(KernelContext& ctx) {
   const Tensor& rois = ctx.input(1);
   const Tensor& bi = ctx.input(2);
   require_float(ctx, x, "RoiAlign input");
-  ctx.check(x.rank() == 4, "input must be N x C x H x W, got " + x.describe());
+  ctx.check(x.rank() == 4, [&] { return "input must be N x C x H x W, got " + x.describe(); });
   ctx.check(rois.rank() == 2 && rois.dim(1) == 4,
-            "rois must be [num_rois, 4], got " + rois.describe());
+            [&] { return "rois must be [num_rois, 4], got " + rois.describe(); });
   ctx.check(bi.rank() == 1 && bi.dim(0) == rois.dim(0),
-            "batch_indices must be [num_rois], got " + bi.describe());
+            [&] { return "batch_indices must be [num_rois], got " + bi.describe(); });
   const std::string mode = ctx.attr_string("mode", "avg");
   ctx.check(mode == "avg" || mode == "max", "mode must be avg or max, got " + mode);
   const std::string ctm = ctx.attr_string("coordinate_transformation_mode",
