@@ -97,6 +97,7 @@ struct Importer {
   std::map<std::pair<std::string, std::string>, const onnx::FunctionProto*> functions;
   int unique = 0;
   int64_t inlined_nodes = 0;  // nodes produced by inlining, across the whole model
+  const ExternalResolver* resolver = nullptr;
 
   ir::Attribute attribute(const onnx::AttributeProto& a, const std::map<std::string, int>& opsets,
                           int depth) {
@@ -143,7 +144,7 @@ struct Importer {
         break;
       case onnx::AttributeProto::TENSOR:
         r.kind = K::Tensor;
-        r.t = tensor_from_proto(a.t(), dir);
+        r.t = tensor_from_proto(a.t(), dir, resolver);
         break;
       case onnx::AttributeProto::SPARSE_TENSOR:
         r.kind = K::SparseTensor;
@@ -171,7 +172,7 @@ struct Importer {
         break;
       case onnx::AttributeProto::TENSORS:
         r.kind = K::Tensors;
-        for (const auto& t : a.tensors()) r.tensors.push_back(tensor_from_proto(t, dir));
+        for (const auto& t : a.tensors()) r.tensors.push_back(tensor_from_proto(t, dir, resolver));
         break;
       case onnx::AttributeProto::GRAPHS:
         r.kind = K::Graphs;
@@ -291,7 +292,7 @@ struct Importer {
     r.opsets = opsets;
     for (const auto& t : g.initializer()) {
       check(!t.name().empty(), "graph '" + g.name() + "' has an initializer without a name");
-      r.initializers[t.name()] = tensor_from_proto(t, dir);
+      r.initializers[t.name()] = tensor_from_proto(t, dir, resolver);
     }
     for (const auto& sp : g.sparse_initializer()) {
       r.initializers[sp.values().name()] = sparse_to_dense(sp, dir, limits);
@@ -455,7 +456,7 @@ int wire_graph_depth(const std::string& bytes, int stop_at) {
 }  // namespace
 
 ir::Model import_bytes(const std::string& bytes, const std::string& model_dir,
-                       const ImportLimits& limits) {
+                       const ImportLimits& limits, const ExternalResolver* resolver) {
   onnx::ModelProto proto;
   check(!bytes.empty(), "the model is empty (0 bytes); expected an ONNX ModelProto");
   // Each subgraph level is three messages deep (GraphProto, NodeProto, AttributeProto), and
@@ -482,7 +483,7 @@ ir::Model import_bytes(const std::string& bytes, const std::string& model_dir,
     m.opsets[norm_domain(o.domain())] = static_cast<int>(o.version());
   // IR version 3 and later must import opsets; before, the default domain was opset 1.
   if (!m.opsets.count("")) m.opsets[""] = proto.opset_import_size() ? 1 : 1;
-  Importer im{proto, model_dir, limits, {}, 0, 0};
+  Importer im{proto, model_dir, limits, {}, 0, 0, resolver};
   for (const auto& f : proto.functions()) im.functions[{norm_domain(f.domain()), f.name()}] = &f;
   m.graph = im.graph(proto.graph(), m.opsets, 0);
   ir::sort_and_verify(m.graph);

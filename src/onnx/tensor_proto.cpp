@@ -115,7 +115,8 @@ int64_t parse_external_int(const std::string& text, const std::string& key,
 
 }  // namespace
 
-Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& model_dir) {
+Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& model_dir,
+                         const ExternalResolver* resolver) {
   const std::string name = p.name();
   const std::string what = "tensor '" + name + "'";
   check(p.has_data_type() && is_valid_dtype(p.data_type()),
@@ -148,7 +149,7 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& model_di
   // Raw bytes: inline raw_data or an external file, validated before anything is allocated.
   const uint8_t* raw = nullptr;
   size_t raw_len = 0;
-  std::shared_ptr<MappedFile> mapped;
+  MappedBytes mapped;
   if (p.data_location() == onnx::TensorProto::EXTERNAL) {
     std::string location;
     int64_t offset = 0, length = -1;
@@ -160,24 +161,31 @@ Tensor tensor_from_proto(const onnx::TensorProto& p, const std::string& model_di
       else if (kv.key() == "length")
         length = parse_external_int(kv.value(), "length", what);
     }
-    mapped = map_external(model_dir, location, name);
-    check(offset >= 0 && static_cast<size_t>(offset) <= mapped->size,
+    if (resolver) {
+      mapped = (*resolver)(location);
+      check(mapped.data != nullptr || mapped.size == 0,
+            what + ": external data location '" + location + "' is unknown");
+    } else {
+      auto file = map_external(model_dir, location, name);
+      mapped = MappedBytes{file->base, file->size, file};
+    }
+    check(offset >= 0 && static_cast<size_t>(offset) <= mapped.size,
           what + ": external offset " + std::to_string(offset) + " is beyond the end of '" +
-              location + "' (" + std::to_string(mapped->size) + " bytes)");
-    size_t avail = mapped->size - static_cast<size_t>(offset);
+              location + "' (" + std::to_string(mapped.size) + " bytes)");
+    size_t avail = mapped.size - static_cast<size_t>(offset);
     size_t len = length < 0 ? avail : static_cast<size_t>(length);
     check(length < 0 || static_cast<size_t>(length) <= avail,
           what + ": external range offset " + std::to_string(offset) + " length " +
               std::to_string(length) + " runs past the end of '" + location + "' (" +
-              std::to_string(mapped->size) + " bytes)");
+              std::to_string(mapped.size) + " bytes)");
     check(len == want, what + ": external data holds " + std::to_string(len) + " bytes; shape " +
                            dims_to_string(dims) + " of " + std::string(dtype_name(t)) + " needs " +
                            std::to_string(want));
-    raw = static_cast<const uint8_t*>(mapped->base) + offset;
+    raw = static_cast<const uint8_t*>(mapped.data) + offset;
     raw_len = len;
     // Mapped, not copied, when the bytes are the in-memory layout and aligned enough.
     if (packed_bits(t) >= 8 && reinterpret_cast<uintptr_t>(raw) % 64 == 0 && n > 0) {
-      return Tensor::view(t, dims, const_cast<uint8_t*>(raw), mapped);
+      return Tensor::view(t, dims, const_cast<uint8_t*>(raw), mapped.keeper);
     }
   } else if (p.has_raw_data()) {
     raw = reinterpret_cast<const uint8_t*>(p.raw_data().data());
