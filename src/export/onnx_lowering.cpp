@@ -85,7 +85,6 @@ void undo_blocked_layout(ir::Graph& g) {
       kept.push_back(std::move(n));
     }
   }
-  if (plain.empty() && kept.size() == g.nodes.size()) return;
   for (auto& n : kept) {
     if (n.domain == "kpt" && n.op_type == "Blocked16Conv") {
       n.domain = "com.microsoft";
