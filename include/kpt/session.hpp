@@ -12,7 +12,8 @@ namespace kpt {
 
 namespace ir {
 struct Graph;
-}
+struct Model;
+}  // namespace ir
 
 // A declared input or output of a model. Dims of -1 are dynamic; `symbols` holds the name of
 // each symbolic dim ("" where the dim is fixed or unnamed).
@@ -74,6 +75,10 @@ class Session {
   std::vector<Tensor> run_tensors(const std::map<std::string, Tensor>& inputs) const;
 
   const ir::Graph& graph() const;
+  // The optimized model: graph, opsets and metadata (what `kpt export` writes out).
+  const ir::Model& model() const;
+  // Passes that rewrote something at open(), with their rewrite counts, in order.
+  std::vector<std::pair<std::string, int>> passes_fired() const;
   // Which optimizer passes fired at open() and how the op histogram changed.
   std::string optimization_report() const;
   // Which nodes run on fast kernels, counted by kernel name ("dnnl.matmul(fp32)" -> 72), and

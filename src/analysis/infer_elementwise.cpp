@@ -176,6 +176,7 @@ KPT_SAME("BatchNormalization");
 KPT_SAME("InstanceNormalization");
 KPT_SAME("GroupNormalization");
 KPT_SAME("RMSNormalization");
+KPT_SAME("SimplifiedLayerNormalization");  // ONNX Runtime's, in the default domain
 KPT_SAME("RotaryEmbedding");
 KPT_SAME("SwiGLU");  // its inputs have one shape (no broadcasting)
 KPT_SAME("LpNormalization");

@@ -133,6 +133,21 @@ const std::vector<IoInfo>& Session::outputs() const {
 const ir::Graph& Session::graph() const {
   return impl_->model.graph;
 }
+const ir::Model& Session::model() const {
+  return impl_->model;
+}
+std::vector<std::pair<std::string, int>> Session::passes_fired() const {
+  std::map<std::string, int> counts;
+  std::vector<std::string> order;
+  for (const auto& r : impl_->optimize_report.applied) {
+    if (r.rewrites == 0) continue;
+    if (counts[r.pass] == 0) order.push_back(r.pass);
+    counts[r.pass] += r.rewrites;
+  }
+  std::vector<std::pair<std::string, int>> fired;
+  for (const auto& p : order) fired.emplace_back(p, counts[p]);
+  return fired;
+}
 std::string Session::optimization_report() const {
   return impl_->optimize_report.explain();
 }

@@ -12,5 +12,6 @@ void add_optimize(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_validate(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_export(CLI::App& app);
 
 }  // namespace kpt::cli

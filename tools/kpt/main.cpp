@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   kpt::cli::add_bench(app);
   kpt::cli::add_validate(app);
   kpt::cli::add_serve(app);
+  kpt::cli::add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -87,10 +87,10 @@ void rms_normalization(KernelContext& ctx) {
   ctx.check(is_float(x.dtype()), [&] { return "X must be a float tensor, got " + x.describe(); });
   const NormShape s = norm_shape(ctx, x);
   const double eps = ctx.attr_float("epsilon", 1e-5f);
-  stash_dtype(ctx);
+  const DType stash = stash_dtype(ctx);
   const std::vector<double> xv = to_f64(x);
   const std::vector<double> scale = broadcast_param(ctx, ctx.input(1), x.dims(), "scale");
-  std::vector<double> y(xv.size());
+  std::vector<double> y(xv.size()), inv_rms(static_cast<size_t>(s.outer));
   for (int64_t o = 0; o < s.outer; ++o) {
     const size_t base = static_cast<size_t>(o * s.inner);
     double ms = 0;
@@ -98,17 +98,27 @@ void rms_normalization(KernelContext& ctx) {
       ms += xv[base + static_cast<size_t>(i)] * xv[base + static_cast<size_t>(i)];
     ms /= static_cast<double>(s.inner);
     const double rms = std::sqrt(ms + eps);
+    inv_rms[static_cast<size_t>(o)] = 1.0 / rms;
     for (int64_t i = 0; i < s.inner; ++i) {
       const size_t k = base + static_cast<size_t>(i);
       y[k] = xv[k] / rms * scale[k];
     }
   }
   ctx.set_output(0, from_f64(y, x.dims(), x.dtype()));
+  // ONNX Runtime's SimplifiedLayerNormalization (the same computation) also gives inv_std_var.
+  if (ctx.wants_output(1)) {
+    Dims stat_dims = x.dims();
+    for (size_t i = static_cast<size_t>(s.axis); i < stat_dims.size(); ++i) stat_dims[i] = 1;
+    ctx.set_output(1, from_f64(inv_rms, stat_dims, stash));
+  }
 }
 
 }  // namespace
 
 KPT_REGISTER_OP("", "LayerNormalization", 1, layer_normalization);
 KPT_REGISTER_OP("", "RMSNormalization", 1, rms_normalization);
+// ONNX Runtime's contrib op of the same computation, which it registers in the default domain;
+// `kpt export` writes it for RMSNormalization below opset 23.
+KPT_REGISTER_OP("", "SimplifiedLayerNormalization", 1, rms_normalization);
 
 }  // namespace kpt::ops::nn
