@@ -504,7 +504,7 @@ void CudaExecutor::State::check_device_errors() {
   KPT_CUDA_CHECK(cudaMemsetAsync(error_word, 0, sizeof(int32_t), s()));
   std::string what;
   if (bits & kMaskNotKeyPadding)
-    what += "an attention mask holds values other than 0 (visible) and <= -1e4 (masked)";
+    what += "an attention mask holds values other than 0 (visible) and <= -1000 (masked)";
   if (bits & kMaskNotTrailing)
     what += std::string(what.empty() ? "" : "; ") +
             "an attention mask hides keys that are not at the end (only right padding runs on "

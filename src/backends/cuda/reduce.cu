@@ -27,7 +27,7 @@ __device__ __forceinline__ int key_state(T v) {  // 1 visible, 0 masked, -1 neit
     return v ? 1 : 0;
   } else {
     const float f = to_f32(v);
-    return f == 0.0f ? 1 : (f <= -1e4f ? 0 : -1);
+    return f == 0.0f ? 1 : (f <= -1e3f ? 0 : -1);
   }
 }
 

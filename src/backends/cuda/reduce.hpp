@@ -19,7 +19,8 @@ enum DeviceErrorBit : int32_t {
 
 // Key-padding lengths from an attention mask broadcast over heads and queries: mask holds
 // `batch` rows of `seq_kv` values (`batch_stride` elements apart, 0 for one row shared by all
-// batches). Bool: true is visible. Float (f32/f16/bf16), additive: 0 is visible, <= -1e4 masked.
+// batches). Bool: true is visible. Float (f32/f16/bf16), additive: 0 is visible, <= -1000 masked
+// (exp underflows to 0 in every float type; bf16 rounds -10000 to -9984).
 // kv_lens[b] = number of visible keys; visible keys that are not a prefix, or other float
 // values, set the bits above in *error_word, since flash attention takes lengths only.
 void mask_to_lengths(DType dtype, const void* mask, int64_t batch, int64_t batch_stride,
