@@ -20,6 +20,7 @@ namespace kpt::cuda {
 namespace {
 
 constexpr size_t kAlign = 256;
+constexpr size_t kMaxSignatures = 8;
 size_t aligned(size_t b) {
   return (b + kAlign - 1) / kAlign * kAlign;
 }
@@ -554,7 +555,12 @@ std::vector<Value> CudaExecutor::run(const std::vector<Value>& inputs,
   State& st = *s_;
   std::lock_guard<std::mutex> lock(st.mu);
   KPT_CUDA_CHECK(cudaSetDevice(st.device));
-  auto& sig_ptr = st.signatures[st.signature_key(inputs, io)];
+  const std::string key = st.signature_key(inputs, io);
+  // Each signature holds an arena and a graph; bound their number as the CPU planner does.
+  if (!st.signatures.count(key) && st.signatures.size() >= kMaxSignatures) {
+    st.signatures.erase(st.signatures.begin());
+  }
+  auto& sig_ptr = st.signatures[key];
   if (!sig_ptr) sig_ptr = std::make_unique<Signature>();
   Signature& sig = *sig_ptr;
   const bool graphs = st.options.cuda_graphs && st.plan.no_graph_reason.empty();
