@@ -31,10 +31,12 @@ enum class OptimizationLevel { None = 0, Basic = 1, Extended = 2, All = 3 };
 
 // Numeric precision of the fast kernels. FP32 matches the reference kernels within
 // tolerance; BF16 and INT8 lower MatMul/Gemm/Conv (fp32 accumulation); Auto picks per layer
-// the fastest choice that keeps outputs within the accuracy budget.
-enum class Precision { FP32, BF16, INT8, Auto };
+// the fastest choice that keeps outputs within the accuracy budget. On target cuda, FP16 and
+// BF16 store and compute every f32 value of the model in that type (fp32 accumulation in
+// GEMMs, norms and softmax); FP16 is for the GPU only.
+enum class Precision { FP32, BF16, INT8, Auto, FP16 };
 const char* precision_name(Precision p);
-Precision parse_precision(const std::string& s);  // "fp32", "bf16", "int8", "auto"
+Precision parse_precision(const std::string& s);  // "fp32", "bf16", "int8", "auto", "fp16"
 
 struct SessionOptions {
   OptimizationLevel optimization = OptimizationLevel::All;
@@ -47,6 +49,18 @@ struct SessionOptions {
   // an input 2, the others 32; mask inputs all ones).
   std::map<std::string, Tensor> calibration_inputs;
   double accuracy_budget = 0.999;  // `auto`: minimum cosine similarity of each output to fp32
+  // Where the graph runs: "cpu", or "cuda" / "cuda:N" (GPU kernels where the CUDA backend has
+  // them, the rest on the CPU with explicit copies; see docs/GPU.md).
+  std::string target = "cpu";
+  // target cuda: capture each input shape's run once as a CUDA graph and replay it.
+  bool cuda_graphs = true;
+};
+
+// A tensor in the memory of the session's CUDA device, owned by the caller (I/O binding).
+struct DeviceTensor {
+  DType dtype = DType::Undefined;
+  Dims dims;
+  void* data = nullptr;
 };
 
 // What the memory planner did (see ARCHITECTURE.md, runtime): the arena a run needs against
@@ -73,6 +87,17 @@ class Session {
   // shape compatible with the declared one. Returns outputs in declaration order.
   std::vector<Value> run(const std::map<std::string, Value>& inputs) const;
   std::vector<Tensor> run_tensors(const std::map<std::string, Tensor>& inputs) const;
+
+  // target cuda: inputs already on the device are read in place (no host copy), and outputs
+  // named in `device_outputs` are written to the caller's device memory (their entry in the
+  // result is empty). A device input may have the model's dtype or the session's device type
+  // for it (f16/bf16 for f32 at those precisions). Other inputs come from `inputs`.
+  std::vector<Value> run_bound(const std::map<std::string, Value>& inputs,
+                               const std::map<std::string, DeviceTensor>& device_inputs,
+                               const std::map<std::string, DeviceTensor>& device_outputs) const;
+  // target cuda: which nodes run on the GPU and which on the CPU, the copies between them per
+  // run, weights on the device and CUDA graph use; "" for target cpu.
+  std::string device_report() const;
 
   const ir::Graph& graph() const;
   // The optimized model: graph, opsets and metadata (what `kpt export` writes out).

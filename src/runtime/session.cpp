@@ -3,12 +3,14 @@
 #include <chrono>
 #include <set>
 
+#include "analysis/shape_inference.hpp"
 #include "backends/cpu/parallel.hpp"
 #include "ir/model.hpp"
 #include "kpt/error.hpp"
 #include "onnx/import.hpp"
 #include "passes/pass_manager.hpp"
 #include "runtime/auto_precision.hpp"
+#include "runtime/device_executor.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/kernel_plan.hpp"
 #include "runtime/random_inputs.hpp"
@@ -23,8 +25,10 @@ struct Session::Impl {
   runtime::KernelPlan plan;
   std::unique_ptr<runtime::MemoryPlanner> memory;
   std::string precision_report;
+  std::unique_ptr<runtime::DeviceExecutor> device;  // target cuda
 
-  std::vector<Value> positional(const std::map<std::string, Value>& inputs) const;
+  std::vector<Value> positional(const std::map<std::string, Value>& inputs,
+                                const std::map<std::string, DeviceTensor>& on_device = {}) const;
   std::vector<Value> calibration_inputs() const;
 };
 
@@ -86,7 +90,19 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
     std::string report = runtime::unsupported_ops_report(g);
     if (!report.empty()) unsupported(report);
   }
-  if (impl_->options.fast_kernels) {
+  const runtime::DeviceTarget target = runtime::parse_target(impl_->options.target);
+  if (!target.is_cpu()) {
+    const Precision p = impl_->options.precision;
+    check(p == Precision::FP16 || p == Precision::BF16 || p == Precision::FP32,
+          std::string("precision ") + precision_name(p) +
+              " is not available on target cuda; expected fp16, bf16 or fp32");
+    analysis::infer_shapes(impl_->model.graph);
+    impl_->device = runtime::make_cuda_executor(g, impl_->options, target);
+  } else if (impl_->options.precision == Precision::FP16) {
+    fail(
+        "precision fp16 runs on the GPU only (target cuda); the CPU takes fp32, bf16, int8 or "
+        "auto");
+  } else if (impl_->options.fast_kernels) {
     impl_->plan = runtime::plan_kernels(impl_->model.graph, impl_->options.precision);
     if (impl_->options.memory_planning) {
       impl_->memory = std::make_unique<runtime::MemoryPlanner>(impl_->model.graph);
@@ -96,7 +112,8 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
     if (!g.initializers.count(i.name)) impl_->inputs.push_back(io_info(i));
   }
   for (const auto& o : g.outputs) impl_->outputs.push_back(io_info(o));
-  if (impl_->options.fast_kernels && impl_->options.precision == Precision::Auto) {
+  if (impl_->options.fast_kernels && impl_->options.precision == Precision::Auto &&
+      target.is_cpu()) {
     runtime::AutoPrecisionOptions auto_options;
     auto_options.output_cosine = impl_->options.accuracy_budget;
     cpu::set_num_threads(impl_->options.threads);
@@ -178,6 +195,8 @@ const char* precision_name(Precision p) {
       return "int8";
     case Precision::Auto:
       return "auto";
+    case Precision::FP16:
+      return "fp16";
   }
   return "?";
 }
@@ -187,22 +206,31 @@ Precision parse_precision(const std::string& s) {
   if (s == "bf16") return Precision::BF16;
   if (s == "int8") return Precision::INT8;
   if (s == "auto") return Precision::Auto;
-  fail("unknown precision '" + s + "'; expected fp32, bf16, int8 or auto");
+  if (s == "fp16") return Precision::FP16;
+  fail("unknown precision '" + s + "'; expected fp32, bf16, int8, auto or fp16 (GPU only)");
 }
 
-std::vector<Value> Session::Impl::positional(const std::map<std::string, Value>& given) const {
+std::vector<Value> Session::Impl::positional(
+    const std::map<std::string, Value>& given,
+    const std::map<std::string, DeviceTensor>& on_device) const {
   const auto& g = model.graph;
   std::set<std::string> known;
   for (const auto& i : g.inputs) known.insert(i.name);
-  for (const auto& [name, v] : given) {
+  auto check_known = [&](const std::string& name) {
     if (!known.count(name)) {
       std::string names;
       for (const auto& i : inputs) names += (names.empty() ? "" : ", ") + i.name;
       fail("unknown input '" + name + "'; the model's inputs are: " + names);
     }
-  }
+  };
+  for (const auto& [name, v] : given) check_known(name);
+  for (const auto& [name, v] : on_device) check_known(name);
   std::vector<Value> positional;
   for (const auto& i : g.inputs) {
+    if (on_device.count(i.name)) {
+      positional.push_back(Value::none());  // the device executor reads it from the binding
+      continue;
+    }
     auto it = given.find(i.name);
     if (it == given.end()) {
       auto init = g.initializers.find(i.name);
@@ -246,6 +274,7 @@ std::vector<Value> Session::Impl::calibration_inputs() const {
 std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) const {
   const auto& g = impl_->model.graph;
   std::vector<Value> positional = impl_->positional(inputs);
+  if (impl_->device) return impl_->device->run(positional, {});
   cpu::set_num_threads(impl_->options.threads);
   std::unique_ptr<runtime::RunMemory> memory;
   if (impl_->memory) memory = impl_->memory->begin(positional);
@@ -257,6 +286,7 @@ std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) cons
 std::vector<Value> Session::run_profiled(const std::map<std::string, Value>& inputs,
                                          std::vector<NodeTime>& times) const {
   const auto& g = impl_->model.graph;
+  check(!impl_->device, "per-node profiles are measured on target cpu only");
   std::vector<Value> positional = impl_->positional(inputs);
   cpu::set_num_threads(impl_->options.threads);
   std::unique_ptr<runtime::RunMemory> memory;
@@ -278,6 +308,39 @@ std::vector<Value> Session::run_profiled(const std::map<std::string, Value>& inp
   return runtime::run_graph(g, positional, nullptr,
                             impl_->plan.by_node.empty() ? nullptr : &impl_->plan.by_node,
                             memory.get(), &observe);
+}
+
+std::vector<Value> Session::run_bound(
+    const std::map<std::string, Value>& inputs,
+    const std::map<std::string, DeviceTensor>& device_inputs,
+    const std::map<std::string, DeviceTensor>& device_outputs) const {
+  check(impl_->device != nullptr,
+        "device-bound inputs and outputs need target cuda, not " + impl_->options.target);
+  for (const auto& [name, t] : device_inputs) {
+    for (const auto& info : impl_->inputs) {
+      if (info.name != name || !info.has_shape) continue;
+      check(t.dims.size() == info.dims.size(), "device input '" + name + "': expected rank " +
+                                                   std::to_string(info.dims.size()) +
+                                                   ", got shape " + dims_to_string(t.dims));
+      for (size_t d = 0; d < t.dims.size(); ++d) {
+        check(info.dims[d] < 0 || info.dims[d] == t.dims[d],
+              "device input '" + name + "': expected shape " + dims_to_string(info.dims) +
+                  ", got " + dims_to_string(t.dims));
+      }
+    }
+  }
+  std::set<std::string> output_names;
+  for (const auto& o : impl_->outputs) output_names.insert(o.name);
+  for (const auto& [name, t] : device_outputs) {
+    check(output_names.count(name) != 0,
+          "device output '" + name + "' is not an output of the model");
+  }
+  runtime::DeviceIo io{device_inputs, device_outputs};
+  return impl_->device->run(impl_->positional(inputs, device_inputs), io);
+}
+
+std::string Session::device_report() const {
+  return impl_->device ? impl_->device->report() : "";
 }
 
 std::string Session::precision_report() const {

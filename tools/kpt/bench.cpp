@@ -49,6 +49,8 @@ struct Args {
   std::string chart;
   std::string label;
   bool profile = false;
+  std::string target = "cpu";
+  bool no_cuda_graphs = false;
 };
 
 // One profiled run, summed by op and kernel, heaviest first.
@@ -183,6 +185,8 @@ void run(const Args& a) {
   options.optimization = passes::level_from_name(a.level);
   options.precision = precision;
   options.threads = threads;
+  options.target = a.target;
+  options.cuda_graphs = !a.no_cuda_graphs;
   nlohmann::json j;
   std::map<std::string, Tensor> inputs;
   std::vector<std::string> output_names;
@@ -201,6 +205,7 @@ void run(const Args& a) {
     }
     for (const auto& o : session.outputs()) output_names.push_back(o.name);
     nlohmann::json kernels = kernel_summary(session.kernel_histogram());
+    std::cout << session.device_report();
 
     std::fflush(stdout);  // what runs is shown before the progress on stderr
     for (int i = 0; i < a.warmup; ++i) session.run(feeds);
@@ -344,8 +349,12 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--input", a->inputs,
                   "NAME=FILE.npy, or NAME=DIMS (e.g. input_ids=8x128) for random valid values; "
                   "inputs sharing its dim names take the same sizes");
-  cmd->add_option("--precision", a->precision, "fp32 (default), bf16, int8 or auto")
-      ->check(CLI::IsMember({"fp32", "bf16", "int8", "auto"}));
+  cmd->add_option("--precision", a->precision,
+                  "fp32 (default), bf16, int8 or auto; fp16 with --target cuda")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8", "auto", "fp16"}));
+  cmd->add_option("--target", a->target, "cpu (default), cuda or cuda:N");
+  cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
+                "with --target cuda: launch kernels one by one instead of replaying a CUDA graph");
   cmd->add_option("--threads", a->threads,
                   "Threads per run, for kpt and ONNX Runtime (0: every "
                   "core, the default)");

@@ -4,6 +4,7 @@
 #include "ir/graph.hpp"
 #include "kpt/session.hpp"
 #include "passes/pass.hpp"
+#include "runtime/device_executor.hpp"
 #include "tools/kpt/commands.hpp"
 
 namespace kpt::cli {
@@ -15,6 +16,8 @@ struct Args {
   std::string level = "all";
   bool explain = false;
   bool print_graph = false;
+  std::string target = "cpu";
+  std::string precision = "fp16";
 };
 
 void run(const Args& a) {
@@ -23,6 +26,10 @@ void run(const Args& a) {
   Session session = Session::open(a.model, options);
   if (a.explain || !a.print_graph) std::cout << session.optimization_report();
   if (a.print_graph) std::cout << ir::print(session.graph());
+  if (!runtime::parse_target(a.target).is_cpu()) {
+    std::cout << "plan for target " << a.target << ", precision " << a.precision << ": "
+              << runtime::describe_cuda_plan(session.graph(), parse_precision(a.precision));
+  }
 }
 
 }  // namespace
@@ -35,6 +42,8 @@ void add_optimize(CLI::App& app) {
       ->check(CLI::IsMember({"none", "basic", "extended", "all"}));
   cmd->add_flag("--explain", a->explain, "Show which passes fired and the op histogram change");
   cmd->add_flag("--graph", a->print_graph, "Print the optimized graph");
+  cmd->add_option("--target", a->target, "cuda or cuda:N: also print where each node would run");
+  cmd->add_option("--precision", a->precision, "with --target cuda: fp16 (default), bf16, fp32");
   cmd->callback([a] { run(*a); });
 }
 

@@ -39,13 +39,24 @@ DeviceBuffer DeviceBuffer::allocate(DType dtype, Dims dims, DevicePool& pool, cu
   return b;
 }
 
-DeviceBuffer DeviceBuffer::wrap(DType dtype, Dims dims, void* device_data) {
+DeviceBuffer DeviceBuffer::wrap(DType dtype, Dims dims, void* device_data,
+                                std::shared_ptr<void> keep_alive) {
   check_copyable(dtype);
   DeviceBuffer b;
   b.dtype_ = dtype;
   b.numel_ = element_count(dims);
   b.dims_ = std::move(dims);
   b.data_ = device_data;
+  b.owner_ = std::move(keep_alive);
+  return b;
+}
+
+DeviceBuffer DeviceBuffer::view(Dims dims) const {
+  if (element_count(dims) != numel_)
+    throw Error("cannot view " + describe() + " as " + dims_to_string(dims) +
+                ": element counts differ");
+  DeviceBuffer b = *this;
+  b.dims_ = std::move(dims);
   return b;
 }
 

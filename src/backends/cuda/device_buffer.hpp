@@ -19,8 +19,12 @@ class DeviceBuffer {
   DeviceBuffer() = default;
   // Uninitialized device memory for `dims` elements of `dtype`, from `pool`, usable on `stream`.
   static DeviceBuffer allocate(DType dtype, Dims dims, DevicePool& pool, cudaStream_t stream);
-  // Device memory the caller owns and keeps alive (no copy, never freed here).
-  static DeviceBuffer wrap(DType dtype, Dims dims, void* device_data);
+  // Device memory the caller owns and keeps alive (no copy, never freed here); `keep_alive`,
+  // when given, is held as long as the buffer (memory carved out of a larger block).
+  static DeviceBuffer wrap(DType dtype, Dims dims, void* device_data,
+                           std::shared_ptr<void> keep_alive = {});
+  // The same memory seen with other dims of the same element count (Reshape and friends).
+  DeviceBuffer view(Dims dims) const;
   // Copies `t` to new device memory through `staging` (pinned), asynchronously on `stream`.
   static DeviceBuffer upload(const Tensor& t, DevicePool& pool, PinnedBuffer& staging,
                              cudaStream_t stream);

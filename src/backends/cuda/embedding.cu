@@ -10,7 +10,8 @@ template <typename W>
 __global__ void gather_rows(const W* __restrict__ table, int64_t vocab, int64_t row_words,
                             const int64_t* __restrict__ ids, W* __restrict__ out) {
   const int64_t i = blockIdx.x;
-  const int64_t id = ids[i];
+  // Negative ids count from the end, as in ONNX Gather.
+  const int64_t id = ids[i] < 0 ? ids[i] + vocab : ids[i];
   W* dst = out + i * row_words;
   if (id < 0 || id >= vocab) {
     for (int64_t w = threadIdx.x; w < row_words; w += blockDim.x) dst[w] = W{};

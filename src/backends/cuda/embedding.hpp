@@ -1,8 +1,8 @@
 #pragma once
 // Embedding lookup on the GPU: out[i, :] = table[ids[i], :] for a [vocab, hidden] table (any
 // element type; rows are copied as bytes) and int64 ids. The caller checks ids on the host
-// where it has them; on the device an id outside [0, vocab) yields a zero row rather than a
-// read outside the table.
+// where it has them; on the device a negative id counts from the end (ONNX Gather) and one outside
+// [-vocab, vocab) yields a zero row rather than a read outside the table.
 #include <cuda_runtime.h>
 
 #include <cstdint>

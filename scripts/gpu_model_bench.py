@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Whole-model GPU benchmark: kpt (target cuda) against PyTorch eager and torch.compile on the
+same weights and inputs, in one call on the GPU machine.
+
+Builds BERT-base with random weights (seed 0): scripts/make_bench_models.py's (default) or
+transformers.BertModel(BertConfig()) (--model hf-bert); exports
+it to ONNX there (torch.onnx.export, dynamo=False, opset 17; eager attention so the graph holds
+MatMul/Softmax that kpt's passes fuse), writes inputs and PyTorch's fp32 output as .npy, times
+PyTorch fp16 (SDPA attention) eager and torch.compile(mode="reduce-overhead"), then runs
+kpt_gpu_model_bench on the same files. Every timing: wall clock around one run followed by a
+stream synchronize, inputs and outputs on the GPU, median of --iters runs after warm-up.
+
+usage: gpu_model_bench.py --bench BIN/kpt_gpu_model_bench --work DIR --out DIR
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def median_ms(fn, warmup, iters):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    t = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        t.append((time.perf_counter() - t0) * 1e3)
+    t.sort()
+    return t[len(t) // 2]
+
+
+def with_attention(cfg, impl):
+    """A copy of the config asking for one attention implementation (eager or sdpa)."""
+    import copy
+    c = copy.deepcopy(cfg)
+    c._attn_implementation = impl
+    return c
+
+
+class LastHidden(torch.nn.Module):
+    """BertModel called with keywords, returning last_hidden_state: what the exporter traces."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def hf_bert():
+    """transformers.BertModel(BertConfig()): eager attention for the export, SDPA for timing."""
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig()
+    ref = BertModel(with_attention(cfg, "eager"), add_pooling_layer=False).eval()
+    fast = BertModel(with_attention(cfg, "sdpa"), add_pooling_layer=False)
+    fast.load_state_dict(ref.state_dict())
+    return LastHidden(ref), LastHidden(fast), cfg.vocab_size
+
+
+def kpt_bench_bert():
+    """scripts/make_bench_models.py's BERT-base (HF layout and initialization, explicit
+    attention with an additive padding mask) for the export; the same weights with
+    F.scaled_dot_product_attention for PyTorch's timing (its fastest attention)."""
+    import copy
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_bench_models as mbm
+
+    ref = mbm.init_weights(mbm.Bert(use_mha=False)).eval()
+    fast = copy.deepcopy(ref)
+
+    def sdpa_forward(self, x, additive_mask=None):
+        q, k, v = self.heads(self.query(x)), self.heads(self.key(x)), self.heads(self.value(x))
+        mask = None if additive_mask is None else additive_mask.to(q.dtype)
+        ctx = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        ctx = ctx.permute(0, 2, 1, 3).contiguous()
+        return self.out(ctx.view(ctx.size(0), ctx.size(1), mbm.D_MODEL))
+
+    for layer in fast.layers:
+        layer.attn.forward = sdpa_forward.__get__(layer.attn)
+    return ref, fast, mbm.BERT_VOCAB
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--configs", default="1x128,32x128")
+    ap.add_argument("--precisions", default="fp16")
+    ap.add_argument("--model", default="kpt-bert", choices=["kpt-bert", "hf-bert"],
+                    help="hf-bert: transformers' BertModel (its exported mask is [batch, 1, "
+                         "seq, seq], which kpt's GPU attention does not take yet)")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    torch.manual_seed(0)
+    if args.model == "hf-bert":
+        ref, fast, vocab = hf_bert()
+    else:
+        ref, fast, vocab = kpt_bench_bert()
+    onnx_path = os.path.join(args.work, f"{args.model}.onnx")
+    t0 = time.time()
+    with torch.no_grad():
+        ids = torch.randint(0, vocab, (2, 16))
+        torch.onnx.export(
+            ref, (ids, torch.ones_like(ids)), onnx_path, dynamo=False, opset_version=17,
+            input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                          "attention_mask": {0: "batch", 1: "sequence"},
+                          "last_hidden_state": {0: "batch", 1: "sequence"}})
+    print(f"exported {onnx_path} in {time.time() - t0:.1f} s", flush=True)
+    fast = fast.eval().half().cuda()
+    compiled = torch.compile(fast, mode="reduce-overhead")
+    ref = ref.cuda()
+    results = []
+    for config in args.configs.split(","):
+        b, s = (int(x) for x in config.split("x"))
+        g = torch.Generator().manual_seed(1)
+        ids = torch.randint(0, vocab, (b, s), generator=g)
+        mask = torch.ones(b, s, dtype=torch.int64)
+        d = os.path.join(args.work, f"inputs_{b}x{s}")
+        os.makedirs(d, exist_ok=True)
+        np.save(os.path.join(d, "input_ids.npy"), ids.numpy())
+        np.save(os.path.join(d, "attention_mask.npy"), mask.numpy())
+        with torch.no_grad():
+            want = ref(ids.cuda(), mask.cuda()).float().cpu()
+            np.save(os.path.join(d, "reference.npy"), want.numpy())
+            gi, gm = ids.cuda(), mask.cuda()
+            half_out = fast(gi, gm).float().cpu()
+            cos = torch.nn.functional.cosine_similarity(half_out.flatten(), want.flatten(), dim=0)
+            eager = median_ms(lambda: fast(gi, gm), 5, args.iters)
+            t0 = time.time()
+            for _ in range(3):
+                compiled(gi, gm)
+            compile_s = time.time() - t0
+            comp = median_ms(lambda: compiled(gi, gm), 5, args.iters)
+        row = {"model": args.model, "batch": b, "seq": s, "torch": torch.__version__,
+               "torch_eager_ms": eager, "torch_compile_ms": comp,
+               "torch_compile_warmup_s": compile_s, "torch_fp16_cosine": float(cos)}
+        print(json.dumps(row), flush=True)
+        for p in args.precisions.split(","):
+            r = subprocess.run([args.bench, onnx_path, d, "--precision", p, "--iters",
+                                str(args.iters), "--reference", os.path.join(d, "reference.npy"),
+                                "--label", f"{args.model} b{b} s{s} {p}"],
+                               capture_output=True, text=True, timeout=150)
+            sys.stderr.write(r.stderr)
+            if r.returncode != 0:
+                print(f"kpt_gpu_model_bench failed ({r.returncode})", flush=True)
+                row[f"kpt_{p}"] = {"error": r.stderr[-2000:]}
+                continue
+            row[f"kpt_{p}"] = json.loads(r.stdout.strip().splitlines()[-1])
+            print(r.stdout.strip(), flush=True)
+        results.append(row)
+
+    print("\nmodel      batch seq  torch eager  torch.compile  kpt graph  kpt eager  "
+          "kpt host-io  seq/s kpt  vs compile")
+    for row in results:
+        for p in args.precisions.split(","):
+            k = row.get(f"kpt_{p}", {})
+            if "device_io_ms" not in k:
+                continue
+            ours = k["device_io_ms"]["graph"]
+            print(f"bert_base  {row['batch']:5d} {row['seq']:4d} {row['torch_eager_ms']:9.3f} ms "
+                  f"{row['torch_compile_ms']:10.3f} ms {ours:8.3f} ms "
+                  f"{k['device_io_ms']['eager']:8.3f} ms {k['host_io_ms']['graph']:8.3f} ms "
+                  f"{row['batch'] * 1000 / ours:9.0f} {row['torch_compile_ms'] / ours:8.2f}x "
+                  f"({p}, cosine {k.get('agreement', {}).get('cosine', float('nan')):.6f})")
+    with open(os.path.join(args.out, "model_bench.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

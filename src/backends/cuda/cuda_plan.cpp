@@ -1,0 +1,264 @@
+#include "backends/cuda/cuda_plan.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <map>
+#include <sstream>
+#include <unordered_map>
+
+#include "ops/run_node.hpp"
+
+namespace kpt::cuda {
+
+namespace {
+
+// Ops that read only their input's dims: their output is host-known when the dims are.
+bool reads_dims_only(const ir::Node& n) {
+  return n.domain.empty() && (n.op_type == "Shape" || n.op_type == "Size");
+}
+
+bool has_subgraph(const ir::Node& n) {
+  for (const auto& [name, a] : n.attrs) {
+    if (a.g || !a.graphs.empty()) return true;
+  }
+  return false;
+}
+
+std::string op_name(const ir::Node& n) {
+  return (n.domain.empty() ? "" : n.domain + ".") + n.op_type;
+}
+
+std::string type_text(const PlanValue& v) {
+  if (!v.type || v.type->kind != ir::Type::Kind::Tensor) return "?";
+  std::string s(dtype_name(v.logical()));
+  if (v.type->shape) s += ir::shape_to_string(*v.type->shape);
+  return s;
+}
+
+// Bytes of a value whose shape is fully known, else -1.
+int64_t static_bytes(const PlanValue& v) {
+  if (!v.type || !v.type->shape) return -1;
+  int64_t n = 1;
+  for (const auto& d : *v.type->shape) {
+    if (!d.known()) return -1;
+    n *= d.value;
+  }
+  return n * static_cast<int64_t>(dtype_size(v.logical()));
+}
+
+}  // namespace
+
+DType PlanValue::logical() const {
+  return type && type->kind == ir::Type::Kind::Tensor ? type->elem : DType::Undefined;
+}
+
+int CudaPlan::id(const std::string& name) const {
+  if (name.empty()) return -1;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+CudaPlan make_cuda_plan(const ir::Graph& g, DType float_dtype) {
+  CudaPlan plan;
+  std::unordered_map<std::string, int> ids;
+  auto value_id = [&](const std::string& name) -> int {
+    if (name.empty()) return -1;
+    auto it = ids.find(name);
+    if (it != ids.end()) return it->second;
+    PlanValue v;
+    v.name = name;
+    auto t = g.value_types.find(name);
+    if (t != g.value_types.end() && t->second.kind != ir::Type::Kind::Unknown) v.type = &t->second;
+    auto init = g.initializers.find(name);
+    if (init != g.initializers.end()) {
+      v.initializer = &init->second;
+      if (!v.type) {
+        ir::Shape shape;
+        for (int64_t d : init->second.dims()) shape.push_back(ir::Dim::of(d));
+        plan.owned_types.push_back(
+            std::make_unique<ir::Type>(ir::Type::tensor(init->second.dtype(), shape)));
+        v.type = plan.owned_types.back().get();
+      }
+      v.host_known = true;
+      v.shape_known = true;
+    }
+    plan.values.push_back(v);
+    return ids[name] = static_cast<int>(plan.values.size() - 1);
+  };
+  for (const auto& i : g.inputs) {
+    const int id = value_id(i.name);
+    PlanValue& v = plan.values[static_cast<size_t>(id)];
+    if (!v.type) v.type = &i.type;
+    v.shape_known = true;
+    // An input with an initializer can be overridden by the caller: not host-known.
+    v.host_known = false;
+    v.initializer = nullptr;
+    plan.inputs.push_back(id);
+  }
+
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const ir::Node& n = g.nodes[k];
+    PlanNode pn;
+    for (const auto& name : n.inputs) pn.in.push_back(value_id(name));
+    for (const auto& name : n.outputs) pn.out.push_back(value_id(name));
+    if (has_subgraph(n))
+      throw Unsupported(n.label() + ": control flow (subgraphs) does not run on target cuda yet");
+
+    bool inputs_known = true, shapes_known = true;
+    for (int v : pn.in) {
+      if (v < 0) continue;
+      const PlanValue& pv = plan.values[static_cast<size_t>(v)];
+      inputs_known = inputs_known && (reads_dims_only(n) ? pv.shape_known : pv.host_known);
+      shapes_known = shapes_known && (pv.shape_known || pv.host_known);
+    }
+    if (inputs_known && !ops::is_nondeterministic(n)) {
+      pn.where = Placement::Host;
+    } else {
+      GpuPrepareContext ctx{n, {}, {}, {}, {}, float_dtype};
+      for (int v : pn.in) {
+        const PlanValue* pv = v < 0 ? nullptr : &plan.values[static_cast<size_t>(v)];
+        ctx.input_types.push_back(pv ? pv->type : nullptr);
+        ctx.constants.push_back(pv ? pv->initializer : nullptr);
+        ctx.host_known.push_back(pv && pv->host_known);
+      }
+      for (int v : pn.out) {
+        ctx.output_types.push_back(v < 0 ? nullptr : plan.values[static_cast<size_t>(v)].type);
+      }
+      pn.kernel = GpuKernelRegistry::instance().prepare(ctx);
+      if (pn.kernel) {
+        for (size_t i = 0; i < pn.in.size(); ++i) {
+          if (pn.in[i] >= 0 && pn.kernel->host_inputs[i] &&
+              !plan.values[static_cast<size_t>(pn.in[i])].host_known) {
+            pn.kernel.reset();  // it would read a device value on the host
+            break;
+          }
+        }
+      }
+      pn.where = pn.kernel ? Placement::Gpu : Placement::Cpu;
+    }
+    for (size_t i = 0; i < pn.in.size(); ++i) {
+      const int v = pn.in[i];
+      if (v < 0) continue;
+      PlanValue& pv = plan.values[static_cast<size_t>(v)];
+      pv.last_use = static_cast<int>(k);
+      if (pn.where == Placement::Gpu && !pn.kernel->host_inputs[i]) pv.on_device = true;
+    }
+    for (int v : pn.out) {
+      if (v < 0) continue;
+      PlanValue& pv = plan.values[static_cast<size_t>(v)];
+      pv.host_known = pn.where == Placement::Host;
+      // GPU kernels size outputs from input dims and host-known inputs; a CPU fallback's output
+      // dims may depend on data (NonZero), so they are not fixed by the signature.
+      pv.shape_known = pn.where == Placement::Host || (pn.where == Placement::Gpu && shapes_known);
+    }
+    plan.nodes.push_back(std::move(pn));
+  }
+  for (const auto& o : g.outputs) {
+    const int id = value_id(o.name);
+    plan.values[static_cast<size_t>(id)].graph_output = true;
+    plan.values[static_cast<size_t>(id)].last_use = INT_MAX;
+    plan.outputs.push_back(id);
+  }
+
+  // Where each value is during a run, to list the copies.
+  std::vector<char> on_host(plan.values.size(), 0), on_dev(plan.values.size(), 0);
+  for (size_t v = 0; v < plan.values.size(); ++v) {
+    on_host[v] = plan.values[v].initializer != nullptr;
+    on_dev[v] = plan.values[v].initializer != nullptr && plan.values[v].on_device;  // weights
+  }
+  for (int v : plan.inputs) on_host[static_cast<size_t>(v)] = 1;
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    const PlanNode& pn = plan.nodes[k];
+    const ir::Node& n = g.nodes[k];
+    for (size_t i = 0; i < pn.in.size(); ++i) {
+      const int v = pn.in[i];
+      if (v < 0) continue;
+      const auto vi = static_cast<size_t>(v);
+      const bool device_read = pn.where == Placement::Gpu && !pn.kernel->host_inputs[i];
+      if (device_read && !on_dev[vi]) {
+        const bool graph_input =
+            std::find(plan.inputs.begin(), plan.inputs.end(), v) != plan.inputs.end();
+        plan.copies.push_back({v, true, plan.values[vi].host_known,
+                               graph_input ? "graph input" : "for " + op_name(n) + " on the GPU"});
+        on_dev[vi] = 1;
+      }
+      const bool host_read =
+          pn.where == Placement::Cpu || (pn.where == Placement::Gpu && pn.kernel->host_inputs[i]);
+      if (host_read && !on_host[vi]) {
+        plan.copies.push_back({v, false, false, "for " + op_name(n) + " on the CPU"});
+        on_host[vi] = 1;
+      }
+    }
+    for (int v : pn.out) {
+      if (v < 0) continue;
+      on_host[static_cast<size_t>(v)] = pn.where != Placement::Gpu;
+      on_dev[static_cast<size_t>(v)] = pn.where == Placement::Gpu;
+    }
+    if (pn.where == Placement::Cpu && plan.no_graph_reason.empty()) {
+      plan.no_graph_reason = op_name(n) + " runs on the CPU (" + n.label() + ")";
+    }
+  }
+  for (int v : plan.outputs) {
+    if (!on_host[static_cast<size_t>(v)]) plan.copies.push_back({v, false, false, "graph output"});
+  }
+  return plan;
+}
+
+std::string CudaPlan::report(const ir::Graph& g) const {
+  std::map<std::string, int> gpu, host, cpu;
+  std::map<std::string, int> kernels;
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    const std::string op = op_name(g.nodes[k]);
+    switch (nodes[k].where) {
+      case Placement::Gpu:
+        gpu[op]++;
+        kernels[nodes[k].kernel->name()]++;
+        break;
+      case Placement::Host:
+        host[op]++;
+        break;
+      case Placement::Cpu:
+        cpu[op]++;
+        break;
+    }
+  }
+  auto line = [](const std::map<std::string, int>& m) {
+    int total = 0;
+    std::string s;
+    for (const auto& [op, n] : m) {
+      total += n;
+      s += (s.empty() ? "" : ", ") + op + " " + std::to_string(n);
+    }
+    return std::to_string(total) + (s.empty() ? "" : " (" + s + ")");
+  };
+  std::ostringstream o;
+  o << "gpu nodes     " << line(gpu) << "\n";
+  o << "gpu kernels   " << line(kernels) << "\n";
+  o << "host nodes    " << line(host) << "  [shape/constant work, once per input shape]\n";
+  o << "cpu fallbacks " << line(cpu) << "\n";
+  int per_run = 0;
+  int64_t run_bytes = 0;
+  bool bytes_known = true;
+  for (const auto& c : copies) {
+    if (c.per_shape) continue;
+    ++per_run;
+    const int64_t b = static_bytes(values[static_cast<size_t>(c.value)]);
+    if (b < 0) bytes_known = false;
+    run_bytes += std::max<int64_t>(b, 0);
+  }
+  o << "copies/run    " << per_run << " ("
+    << (bytes_known ? std::to_string(run_bytes) + " bytes" : "bytes depend on the input shapes")
+    << ")\n";
+  for (const auto& c : copies) {
+    const PlanValue& v = values[static_cast<size_t>(c.value)];
+    o << "  " << (c.to_device ? "upload   " : "download ") << v.name << " " << type_text(v) << "  "
+      << c.why << (c.per_shape ? " (once per input shape)" : "") << "\n";
+  }
+  o << "cuda graph    "
+    << (no_graph_reason.empty() ? "whole run capturable" : "not used: " + no_graph_reason) << "\n";
+  return o.str();
+}
+
+}  // namespace kpt::cuda

@@ -1,0 +1,122 @@
+#pragma once
+// The GPU executor's per-node kernels: adapters from one ONNX node to the CUDA kernels of this
+// folder. A factory sees the node with its inferred types at session load and returns a kernel
+// or nothing (the node then runs on the CPU, with explicit copies). Kernels are const after
+// preparation; their outputs come from the run's allocator, so that a CUDA graph's replay finds
+// every buffer where its capture saw it.
+#include <cuda_runtime.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/device_buffer.hpp"
+#include "backends/cuda/gemm.hpp"
+#include "ir/graph.hpp"
+#include "kpt/error.hpp"
+
+namespace kpt::cuda {
+
+// Device memory for one run's values and temporaries.
+class RunAllocator {
+ public:
+  virtual ~RunAllocator() = default;
+  virtual DeviceBuffer allocate(DType dtype, Dims dims) = 0;
+};
+
+struct GpuRunContext {
+  cudaStream_t stream = nullptr;
+  CublasLtGemm& gemm;
+  RunAllocator& alloc;
+  int32_t* error_word = nullptr;  // device word for DeviceErrorBit flags (reduce.hpp)
+};
+
+struct GpuPrepareContext {
+  const ir::Node& node;
+  std::vector<const ir::Type*> input_types;   // inferred; nullptr when unknown or omitted
+  std::vector<const ir::Type*> output_types;  // inferred; nullptr when unknown
+  std::vector<const Tensor*> constants;       // initializers, else nullptr
+  // Inputs computed on the host from constants and shapes alone (known once per input shape):
+  // the only values a kernel may read on the host.
+  std::vector<bool> host_known;
+  DType float_dtype = DType::F16;  // what f32 values are stored and computed as on the device
+
+  bool has_input(size_t i) const { return i < node.inputs.size() && !node.inputs[i].empty(); }
+  // The element type an input has on the device (f32 becomes float_dtype); Undefined if unknown.
+  DType device_dtype(size_t input) const;
+  DType device_dtype_of(DType logical) const {
+    return logical == DType::F32 ? float_dtype : logical;
+  }
+  int64_t input_rank(size_t i) const;  // -1 when unknown
+};
+
+// One node's device inputs (nullptr where omitted or read on the host), its host inputs
+// (nullptr unless host_inputs marks them) and its outputs, which run() fills.
+struct GpuArgs {
+  std::vector<const DeviceBuffer*> in;
+  std::vector<const Tensor*> host;
+  std::vector<DeviceBuffer> out;
+};
+
+class GpuKernel {
+ public:
+  virtual ~GpuKernel() = default;
+  virtual void run(GpuRunContext& ctx, GpuArgs& args) const = 0;
+  virtual std::string name() const = 0;  // "cublasLt.gemm(f16)", "cuda.view"
+  // Inputs this kernel reads on the host (shapes, axes, slice bounds); the planner runs the
+  // node on the CPU instead when one of them is not host-known.
+  std::vector<bool> host_inputs;
+};
+
+using GpuKernelFactory = std::function<std::unique_ptr<GpuKernel>(const GpuPrepareContext&)>;
+
+class GpuKernelRegistry {
+ public:
+  static GpuKernelRegistry& instance();
+  void add(const std::string& domain, const std::string& op, GpuKernelFactory f);
+  std::unique_ptr<GpuKernel> prepare(const GpuPrepareContext& ctx) const;
+  bool has(const std::string& domain, const std::string& op) const;
+
+ private:
+  std::vector<std::tuple<std::string, std::string, GpuKernelFactory>> entries_;
+};
+
+struct GpuKernelRegistration {
+  GpuKernelRegistration(const char* domain, const char* op, GpuKernelFactory f) {
+    GpuKernelRegistry::instance().add(domain, op, std::move(f));
+  }
+};
+
+#define KPT_GPU_CONCAT_INNER(a, b) a##b
+#define KPT_GPU_CONCAT(a, b) KPT_GPU_CONCAT_INNER(a, b)
+#define KPT_REGISTER_GPU_KERNEL(domain, op, factory)                                         \
+  static const ::kpt::cuda::GpuKernelRegistration KPT_GPU_CONCAT(kpt_gpu_kernel_, __LINE__)( \
+      domain, op, factory)
+
+// A kernel defined by a lambda: most adapters need no state beyond what they captured.
+class LambdaGpuKernel : public GpuKernel {
+ public:
+  using Fn = std::function<void(GpuRunContext&, GpuArgs&)>;
+  LambdaGpuKernel(std::string name, Fn fn, std::vector<bool> host_in = {})
+      : name_(std::move(name)), fn_(std::move(fn)) {
+    host_inputs = std::move(host_in);
+  }
+  void run(GpuRunContext& ctx, GpuArgs& args) const override { fn_(ctx, args); }
+  std::string name() const override { return name_; }
+
+ private:
+  std::string name_;
+  Fn fn_;
+};
+
+// Helpers the adapters share.
+// The float types the CUDA kernels compute in (f32, f16, bf16).
+inline bool is_kernel_float(DType d) {
+  return d == DType::F32 || d == DType::F16 || d == DType::BF16;
+}
+GemmPrecision gemm_precision(DType float_dtype);
+std::string dtype_tag(DType float_dtype);  // "f16"
+int64_t normalize_axis(int64_t axis, int64_t rank, const ir::Node& node);
+
+}  // namespace kpt::cuda

@@ -1,0 +1,236 @@
+// GPU adapters for products: MatMul, Gemm and kpt.MatMulBiasAct on cuBLASLt (bias and
+// activation in the GEMM's epilogue where cuBLASLt has it), and Attention on flash attention.
+#include "backends/cuda/attention.hpp"
+#include "backends/cuda/gpu_kernel.hpp"
+#include "backends/cuda/pointwise.hpp"
+#include "backends/cuda/reduce.hpp"
+
+namespace kpt::cuda {
+
+namespace {
+
+const ir::Shape* shape_of(const GpuPrepareContext& c, size_t i) {
+  if (i >= c.input_types.size() || !c.input_types[i] || !c.input_types[i]->shape) return nullptr;
+  return &*c.input_types[i]->shape;
+}
+
+// What follows the product: an epilogue cuBLASLt fuses, and GELU (erf) as a second kernel with
+// the bias folded in, since cuBLASLt's GELU is the tanh approximation.
+struct ProductTail {
+  Epilogue epilogue = Epilogue::None;
+  bool erf_gelu = false;
+};
+
+// Y[..., M, N] = A[..., M, K] * B (+ bias[N]) (+ activation). B is [K, N] (b_transposed:
+// [N, K]) shared by every row of A, or [..., K, N] with A's batch dims (one GEMM per batch).
+void run_product(GpuRunContext& ctx, GpuArgs& g, const DeviceBuffer& a, const DeviceBuffer& b,
+                 const DeviceBuffer* bias, bool b_transposed, float alpha, ProductTail tail) {
+  const Dims& ad = a.dims();
+  const Dims& bd = b.dims();
+  if (ad.size() < 2 || bd.size() < 2)
+    throw Error("MatMul on the GPU takes operands of rank 2 or more, got " + a.describe() +
+                " and " + b.describe());
+  const int64_t k = ad.back();
+  const int64_t n = b_transposed ? bd[bd.size() - 2] : bd.back();
+  const int64_t kb = b_transposed ? bd.back() : bd[bd.size() - 2];
+  if (k != kb)
+    throw Error("MatMul on the GPU: inner dims differ (" + a.describe() + " times " + b.describe() +
+                ")");
+  Dims out = ad;
+  out.back() = n;
+  g.out[0] = ctx.alloc.allocate(a.dtype(), out);
+  const GemmPrecision p = gemm_precision(a.dtype());
+  const size_t esize = dtype_size(a.dtype());
+  const void* epilogue_bias = tail.epilogue == Epilogue::None ? nullptr : bias->data();
+  if (bd.size() == 2) {
+    const int64_t m = a.numel() / k;
+    ctx.gemm.run(p, {m, n, k, b_transposed}, a.data(), b.data(), g.out[0].data(), ctx.stream,
+                 epilogue_bias, tail.epilogue, alpha);
+  } else {
+    if (!std::equal(ad.begin(), ad.end() - 2, bd.begin(), bd.end() - 2))
+      throw Error("MatMul on the GPU: batch dims of " + a.describe() + " and " + b.describe() +
+                  " must be equal");
+    const int64_t m = ad[ad.size() - 2];
+    const int64_t batches = a.numel() / (m * k);
+    for (int64_t i = 0; i < batches; ++i) {
+      ctx.gemm.run(p, {m, n, k, b_transposed},
+                   static_cast<const char*>(a.data()) + i * m * k * esize,
+                   static_cast<const char*>(b.data()) + i * k * n * esize,
+                   static_cast<char*>(g.out[0].data()) + i * m * n * esize, ctx.stream,
+                   epilogue_bias, tail.epilogue, alpha);
+    }
+  }
+  if (tail.erf_gelu) {
+    const int64_t rows = g.out[0].numel() / n;
+    gelu(a.dtype(), g.out[0].data(), bias ? bias->data() : nullptr, g.out[0].data(), rows, n, false,
+         ctx.stream);
+  }
+}
+
+// B is shared by all rows (rank 2) or has A's batch dims exactly (per inferred shapes).
+bool product_shapes_ok(const GpuPrepareContext& c) {
+  const ir::Shape* a = shape_of(c, 0);
+  const ir::Shape* b = shape_of(c, 1);
+  if (!a || !b || a->size() < 2 || b->size() < 2) return false;
+  if (b->size() == 2) return true;
+  if (a->size() != b->size()) return false;
+  for (size_t i = 0; i + 2 < a->size(); ++i) {
+    const ir::Dim& x = (*a)[i];
+    const ir::Dim& y = (*b)[i];
+    const bool same =
+        x.known() && y.known() ? x.value == y.value : (!x.symbol.empty() && x.symbol == y.symbol);
+    if (!same) return false;
+  }
+  return true;
+}
+
+// A bias the epilogue can take: one value per output column, [N] or [1, N].
+bool is_row_bias(const GpuPrepareContext& c, size_t i) {
+  const ir::Shape* s = shape_of(c, i);
+  if (!s || s->empty()) return false;
+  for (size_t d = 0; d + 1 < s->size(); ++d) {
+    if (!(*s)[d].known() || (*s)[d].value != 1) return false;
+  }
+  return true;
+}
+
+std::unique_ptr<GpuKernel> make_matmul(const GpuPrepareContext& c) {
+  const DType dt = c.device_dtype(0);
+  if (!is_kernel_float(dt) || c.device_dtype(1) != dt || !product_shapes_ok(c)) return nullptr;
+  return std::make_unique<LambdaGpuKernel>(
+      "cublasLt.gemm(" + dtype_tag(dt) + ")", [](GpuRunContext& ctx, GpuArgs& g) {
+        run_product(ctx, g, *g.in[0], *g.in[1], nullptr, false, 1.0f, {});
+      });
+}
+
+std::unique_ptr<GpuKernel> make_matmul_bias_act(const GpuPrepareContext& c) {
+  const DType dt = c.device_dtype(0);
+  if (!is_kernel_float(dt) || c.device_dtype(1) != dt || !product_shapes_ok(c)) return nullptr;
+  const bool has_bias = c.has_input(2);
+  if (has_bias && (c.device_dtype(2) != dt || !is_row_bias(c, 2))) return nullptr;
+  const std::string act = c.node.attr_string("activation", "");
+  ProductTail tail;
+  if (act.empty()) {
+    tail.epilogue = has_bias ? Epilogue::Bias : Epilogue::None;
+  } else if (act == "Relu" && has_bias) {
+    tail.epilogue = Epilogue::BiasRelu;
+  } else if (act == "GeluTanh" && has_bias) {
+    tail.epilogue = Epilogue::BiasGelu;
+  } else if (act == "Gelu") {
+    tail.erf_gelu = true;  // bias folded into the GELU kernel
+  } else {
+    return nullptr;
+  }
+  return std::make_unique<LambdaGpuKernel>(
+      "cublasLt.gemm(" + dtype_tag(dt) + (act.empty() ? "" : "+" + act) + ")",
+      [tail](GpuRunContext& ctx, GpuArgs& g) {
+        const DeviceBuffer* bias = g.in.size() > 2 ? g.in[2] : nullptr;
+        run_product(ctx, g, *g.in[0], *g.in[1], bias, false, 1.0f, tail);
+      });
+}
+
+std::unique_ptr<GpuKernel> make_gemm(const GpuPrepareContext& c) {
+  const DType dt = c.device_dtype(0);
+  if (!is_kernel_float(dt) || c.device_dtype(1) != dt) return nullptr;
+  if (c.input_rank(0) != 2 || c.input_rank(1) != 2 || c.node.attr_int("transA", 0) != 0)
+    return nullptr;
+  const bool has_bias = c.has_input(2);
+  if (has_bias &&
+      (c.device_dtype(2) != dt || !is_row_bias(c, 2) || c.node.attr_float("beta", 1.0f) != 1.0f))
+    return nullptr;
+  const bool trans_b = c.node.attr_int("transB", 0) != 0;
+  const float alpha = c.node.attr_float("alpha", 1.0f);
+  return std::make_unique<LambdaGpuKernel>(
+      "cublasLt.gemm(" + dtype_tag(dt) + ")",
+      [trans_b, alpha, has_bias](GpuRunContext& ctx, GpuArgs& g) {
+        ProductTail tail;
+        tail.epilogue = has_bias ? Epilogue::Bias : Epilogue::None;
+        run_product(ctx, g, *g.in[0], *g.in[1], has_bias ? g.in[2] : nullptr, trans_b, alpha, tail);
+      });
+}
+
+// ONNX Attention with 4D Q, K, V [batch, heads, seq, head_dim] of f16/bf16, no past, no
+// softcap, head_dim 64 or 128, and a mask (if any) that only pads keys: broadcast over heads
+// and queries. The mask becomes per-batch key lengths (flash attention's form).
+std::unique_ptr<GpuKernel> make_attention(const GpuPrepareContext& c) {
+  const DType dt = c.device_dtype(0);
+  if (dt != DType::F16 && dt != DType::BF16) return nullptr;
+  if (c.device_dtype(1) != dt || c.device_dtype(2) != dt) return nullptr;
+  for (size_t i = 4; i < c.node.inputs.size(); ++i) {
+    if (c.has_input(i)) return nullptr;
+  }
+  for (size_t i = 1; i < c.node.outputs.size(); ++i) {
+    if (!c.node.outputs[i].empty()) return nullptr;
+  }
+  if (c.node.attr_float("softcap", 0.0f) != 0.0f) return nullptr;
+  const ir::Shape* q = shape_of(c, 0);
+  const ir::Shape* k = shape_of(c, 1);
+  if (!q || !k || q->size() != 4 || k->size() != 4) return nullptr;
+  const ir::Dim& d = q->back();
+  if (!d.known() || (d.value != 64 && d.value != 128)) return nullptr;
+  const ir::Dim& qh = (*q)[1];
+  const ir::Dim& kh = (*k)[1];
+  if (!(qh.known() && kh.known() && qh.value == kh.value)) return nullptr;
+  const bool has_mask = c.has_input(3);
+  if (has_mask) {
+    const ir::Shape* m = shape_of(c, 3);
+    const DType md = c.device_dtype(3);
+    if (!m || m->size() < 1 || m->size() > 4 || (md != DType::Bool && md != dt)) return nullptr;
+    // Every dim but the batch (first of a rank-4 mask) and the keys (last) must be 1.
+    for (size_t i = 0; i + 1 < m->size(); ++i) {
+      const bool batch_dim = m->size() == 4 && i == 0;
+      if (!batch_dim && !((*m)[i].known() && (*m)[i].value == 1)) return nullptr;
+    }
+  }
+  const bool causal = c.node.attr_int("is_causal", 0) != 0;
+  const float scale = c.node.attr_float("scale", 0.0f);
+  return std::make_unique<LambdaGpuKernel>(
+      std::string("cuda.flash_attention") + (causal ? "(causal)" : ""),
+      [causal, scale, has_mask](GpuRunContext& ctx, GpuArgs& g) {
+        const DeviceBuffer& qb = *g.in[0];
+        const DeviceBuffer& kb = *g.in[1];
+        const DeviceBuffer& vb = *g.in[2];
+        const Dims& qd = qb.dims();
+        AttentionArgs at;
+        at.dtype = qb.dtype();
+        at.batch = qd[0];
+        at.heads = qd[1];
+        at.seq_q = qd[2];
+        at.head_dim = qd[3];
+        at.seq_kv = kb.dims()[2];
+        if (kb.dims() != vb.dims() || kb.dims()[0] != at.batch || kb.dims()[1] != at.heads ||
+            kb.dims()[3] != at.head_dim)
+          throw Error("Attention on the GPU: K " + kb.describe() + " and V " + vb.describe() +
+                      " must match Q " + qb.describe() + " in batch, heads and head size");
+        g.out[0] = ctx.alloc.allocate(qb.dtype(), qd);
+        DeviceBuffer lens;
+        if (has_mask) {
+          const DeviceBuffer& m = *g.in[3];
+          const Dims& md = m.dims();
+          const int64_t mb = md.size() == 4 ? md[0] : 1;
+          if (md.back() != at.seq_kv || (mb != 1 && mb != at.batch))
+            throw Error("Attention on the GPU: mask " + m.describe() +
+                        " is not a key-padding mask for keys " + kb.describe());
+          lens = ctx.alloc.allocate(DType::I32, {at.batch});
+          mask_to_lengths(m.dtype(), m.data(), at.batch, mb == 1 ? 0 : at.seq_kv, at.seq_kv,
+                          lens.data_as<int32_t>(), ctx.error_word, ctx.stream);
+          at.kv_lens = lens.data_as<int32_t>();
+        }
+        at.q = qb.data();
+        at.k = kb.data();
+        at.v = vb.data();
+        at.o = g.out[0].data();
+        at.scale = scale;
+        at.causal = causal;
+        flash_attention(at, ctx.stream);
+      });
+}
+
+}  // namespace
+
+KPT_REGISTER_GPU_KERNEL("", "MatMul", make_matmul);
+KPT_REGISTER_GPU_KERNEL("", "Gemm", make_gemm);
+KPT_REGISTER_GPU_KERNEL("kpt", "MatMulBiasAct", make_matmul_bias_act);
+KPT_REGISTER_GPU_KERNEL("", "Attention", make_attention);
+
+}  // namespace kpt::cuda

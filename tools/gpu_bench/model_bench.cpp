@@ -1,0 +1,141 @@
+// kpt_gpu_model_bench: a whole model on target cuda, timed the way PyTorch's side
+// (scripts/gpu_model_bench.py) is timed: inputs and outputs on the device (I/O binding), the
+// stream synchronized after each run, median of N runs after warm-up. Also times runs with host
+// inputs and outputs (the plain Session::run), with CUDA graphs off, and checks the output
+// against a reference .npy (PyTorch's fp32 output on the same inputs).
+//
+// usage: kpt_gpu_model_bench MODEL INPUT_DIR [--precision fp16|bf16|fp32] [--iters N]
+//                            [--reference OUT.npy] [--label TEXT]
+// INPUT_DIR holds NAME.npy for each model input. Prints one JSON object per line.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/cuda_check.hpp"
+#include "core/compare.hpp"
+#include "core/npy.hpp"
+#include "kpt/error.hpp"
+#include "kpt/session.hpp"
+
+namespace {
+
+using namespace kpt;
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+template <typename F>
+double median_ms(F&& run, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) run();
+  std::vector<double> t;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = Clock::now();
+    run();
+    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  return median(t);
+}
+
+struct DeviceMemory {
+  void* p = nullptr;
+  explicit DeviceMemory(size_t bytes) {
+    KPT_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
+  }
+  ~DeviceMemory() { cudaFree(p); }
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+};
+
+int run(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr,
+                 "usage: kpt_gpu_model_bench MODEL INPUT_DIR [--precision P] [--iters N] "
+                 "[--reference OUT.npy] [--label TEXT]\n");
+    return 2;
+  }
+  const std::string model = argv[1], input_dir = argv[2];
+  std::string precision = "fp16", reference, label;
+  int iters = 50;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--precision") {
+      precision = v;
+    } else if (k == "--iters") {
+      iters = std::stoi(v);
+    } else if (k == "--reference") {
+      reference = v;
+    } else if (k == "--label") {
+      label = v;
+    } else {
+      throw Error("unknown option " + k);
+    }
+  }
+  nlohmann::json j;
+  j["label"] = label;
+  j["model"] = model;
+  j["precision"] = precision;
+  for (bool graphs : {true, false}) {
+    SessionOptions o;
+    o.target = "cuda";
+    o.precision = parse_precision(precision);
+    o.cuda_graphs = graphs;
+    const auto t0 = Clock::now();
+    Session s = Session::open(model, o);
+    const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    std::map<std::string, Value> host_inputs;
+    std::map<std::string, DeviceTensor> dev_inputs, dev_outputs;
+    std::vector<std::unique_ptr<DeviceMemory>> memory;
+    for (const auto& info : s.inputs()) {
+      const Tensor t = read_npy((std::filesystem::path(input_dir) / (info.name + ".npy")).string());
+      host_inputs[info.name] = Value::of(t);
+      memory.push_back(std::make_unique<DeviceMemory>(t.nbytes()));
+      KPT_CUDA_CHECK(cudaMemcpy(memory.back()->p, t.raw(), t.nbytes(), cudaMemcpyHostToDevice));
+      dev_inputs[info.name] = DeviceTensor{t.dtype(), t.dims(), memory.back()->p};
+      j["inputs"][info.name] = t.dims();
+    }
+    // One host run gives the output shapes for the device-bound outputs.
+    const std::vector<Value> outs = s.run(host_inputs);
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const Tensor& t = outs[i].tensor;
+      memory.push_back(std::make_unique<DeviceMemory>(t.nbytes()));
+      dev_outputs[s.outputs()[i].name] = DeviceTensor{t.dtype(), t.dims(), memory.back()->p};
+    }
+    const std::string mode = graphs ? "graph" : "eager";
+    if (graphs) {
+      std::fprintf(stderr, "%s", s.device_report().c_str());
+      j["load_ms"] = load_ms;
+      if (!reference.empty()) {
+        const Tensor ref = read_npy(reference);
+        const Agreement a = compare_outputs(outs[0].tensor, ref, 1e-2, 1e-2);
+        j["agreement"] = {
+            {"cosine", a.cosine}, {"max_abs", a.max_abs}, {"shape_error", a.shape_error}};
+      }
+    }
+    j["device_io_ms"][mode] =
+        median_ms([&] { s.run_bound({}, dev_inputs, dev_outputs); }, 5, iters);
+    j["host_io_ms"][mode] = median_ms([&] { s.run(host_inputs); }, 3, std::max(5, iters / 5));
+  }
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kpt_gpu_model_bench: %s\n", e.what());
+    return 1;
+  }
+}
