@@ -2,7 +2,7 @@
 //   weights  the optimized graph's initializers (those of 256 bytes or more), 64-byte aligned
 //   graph    ONNX ModelProto of the optimized graph; its initializers point into `weights`
 //   packed   the buffers the kernels packed, 64-byte aligned, for the precisions chosen
-//   kernels  JSON: each node's precision (auto's decisions) and the index of `packed`
+//   kernels  JSON: each node's precision (auto's decisions) and opset, the index of `packed`
 //   metadata JSON: source model and hash, options, passes, precision report, target, tool
 #include <chrono>
 #include <ctime>
@@ -52,6 +52,32 @@ nlohmann::json auto_json(const runtime::AutoPrecisionResult& r) {
           {"output_cosine", outputs},
           {"reverted", r.reverted},
           {"layers", layers}};
+}
+
+// ONNX gives a domain one opset per model, but our nodes carry their own (a fused node has the
+// opset of the op it became, next to nodes imported at an older one), and the importer gives
+// every node the model's. The kernel plan section keeps each node's, by first output.
+void collect_node_opsets(const ir::Graph& g, nlohmann::json& out) {
+  for (const auto& n : g.nodes) {
+    if (!n.outputs.empty() && !n.outputs[0].empty()) out[n.outputs[0]] = n.opset;
+    for (const auto& [name, a] : n.attrs) {
+      if (a.g) collect_node_opsets(*a.g, out);
+      for (const auto& sg : a.graphs) collect_node_opsets(*sg, out);
+    }
+  }
+}
+
+void restore_node_opsets(ir::Graph& g, const nlohmann::json& opsets) {
+  for (auto& n : g.nodes) {
+    if (!n.outputs.empty()) {
+      auto it = opsets.find(n.outputs[0]);
+      if (it != opsets.end()) n.opset = it->get<int>();
+    }
+    for (auto& [name, a] : n.attrs) {
+      if (a.g) restore_node_opsets(*a.g, opsets);
+      for (auto& sg : a.graphs) restore_node_opsets(*sg, opsets);
+    }
+  }
 }
 
 nlohmann::json parse_json(std::string_view text, const std::string& path, const char* section) {
@@ -112,8 +138,12 @@ void Session::save_engine(const std::string& path, const EngineOptions& eo) cons
     if (s.plan.by_node[k] && !nodes[k].outputs.empty())
       precisions[nodes[k].outputs[0]] = precision_name(s.plan.precision_by_node[k]);
   }
-  const nlohmann::json kernels = {
-      {"precision_by_node", precisions}, {"packed", packed_index}, {"histogram", s.plan.histogram}};
+  nlohmann::json opsets = nlohmann::json::object();
+  collect_node_opsets(s.model.graph, opsets);
+  const nlohmann::json kernels = {{"precision_by_node", precisions},
+                                  {"node_opsets", opsets},
+                                  {"packed", packed_index},
+                                  {"histogram", s.plan.histogram}};
   const std::string kernels_text = kernels.dump();
   w.begin_section(engine::SectionKind::Kernels);
   w.append(kernels_text.data(), kernels_text.size());
@@ -185,8 +215,10 @@ std::unique_ptr<Session::Impl> Session::load_engine(const std::string& path,
 
   const nlohmann::json kernels =
       parse_json(file.section(engine::SectionKind::Kernels), path, "kernel plan");
-  check(kernels.contains("precision_by_node") && kernels.contains("packed"),
-        path + ": engine kernel plan lacks precision_by_node or packed");
+  check(kernels.contains("precision_by_node") && kernels.contains("packed") &&
+            kernels.contains("node_opsets"),
+        path + ": engine kernel plan lacks precision_by_node, packed or node_opsets");
+  restore_node_opsets(impl->model.graph, kernels["node_opsets"]);
   const nlohmann::json& precisions = kernels["precision_by_node"];
   for (auto it = precisions.begin(); it != precisions.end(); ++it)
     impl->engine_precisions[it.key()] = parse_precision(it.value().get<std::string>());
