@@ -359,11 +359,15 @@ std::unique_ptr<ops::Kernel> prepare_conv(const PrepareContext& ctx) {
   auto kernel =
       std::make_unique<DnnlConv>(*spec, *w, b, has_z, ctx.precision == Precision::BF16, blocked,
                                  ctx.packed, packed_key_prefix(n, ctx.precision));
-  if (xs) {
+  if (xs && !xs->empty()) {
+    // Only the batch may be unknown: weights are packed now, for batch 1, so that an engine file
+    // carries them (the layout oneDNN picks rarely depends on the batch; where it does, the
+    // first run at that batch packs its own).
     Dims dims;
-    for (const auto& d : *xs) {
-      if (!d.known()) return kernel;
-      dims.push_back(d.value);
+    for (size_t i = 0; i < xs->size(); ++i) {
+      const auto& d = (*xs)[i];
+      if (!d.known() && i != 0) return kernel;
+      dims.push_back(d.known() ? d.value : 1);
     }
     kernel->warm(dims);
   }
