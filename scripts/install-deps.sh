@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ make pkg-config
   libprotobuf-dev protobuf-compiler
-  libdnnl-dev
+  libdnnl-dev libxxhash-dev
   libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev
   python3-numpy python3-onnx python3-torch python3-torchvision

@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -54,6 +55,29 @@ struct SessionOptions {
   std::string target = "cpu";
   // target cuda: capture each input shape's run once as a CUDA graph and replay it.
   bool cuda_graphs = true;
+  // Engine files (.kpt, docs/ENGINE_FILE.md): false skips the checksums of the weight sections
+  // for trusted fast loads (the header, graph and plans are always checked).
+  bool verify_engine = true;
+  // An engine built on a machine with other ISA features or another oneDNN is refused unless
+  // this lets the kernels repack from the fp32 weights it carries.
+  bool repack_engine = false;
+  // Called as each long step of open() starts ("import", "optimize", ...), for progress lines.
+  std::function<void(const std::string& step)> progress;
+};
+
+// What `Session::save_engine` builds for (see docs/ENGINE_FILE.md).
+struct EngineOptions {
+  std::string target = "cpu";  // "cpu", "cuda" or "cuda:N"
+  std::string buckets;         // the shape-bucket spec given to kpt optimize, recorded
+  std::function<void(const std::string& step)> progress;
+};
+
+// Where a session's model came from and what loading it took.
+struct LoadInfo {
+  bool from_engine = false;
+  int packed_reused = 0;        // prepacked weights taken from the engine file
+  int packed_fresh = 0;         // weights packed at load
+  std::string engine_metadata;  // the engine's metadata section (JSON), from_engine only
 };
 
 // A tensor in the memory of the session's CUDA device, owned by the caller (I/O binding).
@@ -77,6 +101,11 @@ class Session {
  public:
   static Session open(const std::string& path, SessionOptions options = {});
   static Session from_bytes(const std::string& bytes, SessionOptions options = {});
+  // Writes this session as an engine file: the optimized graph, its weights (64-byte aligned
+  // for mapping), the weights its kernels packed, the precision decisions and metadata. Session
+  // ::open of that file maps it and runs without optimizing or packing again.
+  void save_engine(const std::string& path, const EngineOptions& options = {}) const;
+  LoadInfo load_info() const;
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
   ~Session();
@@ -124,6 +153,8 @@ class Session {
  private:
   struct Impl;
   explicit Session(std::unique_ptr<Impl> impl);
+  // Reads an engine file (src/runtime/engine_session.cpp).
+  static std::unique_ptr<Impl> load_engine(const std::string& path, const SessionOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/engine_file.hpp"
 #include "kpt/error.hpp"
 #include "onnx/import.hpp"
 #include "onnx/onnx.pb.h"
@@ -38,6 +39,19 @@ std::vector<StrippedWeight> parse_stripped(const std::string& text) {
 }  // namespace
 
 AnalysisModel load_for_analysis(const std::string& path) {
+  if (engine::is_engine_file(path)) {
+    // No target check: an engine can be inspected on any machine.
+    const engine::EngineFile file = engine::open_engine(path, {.verify_weights = false});
+    const std::string_view weights = file.section(engine::SectionKind::Weights);
+    const onnx_import::ExternalResolver resolver = [&](const std::string&) {
+      return onnx_import::MappedBytes{weights.data(), weights.size(), file.mapping};
+    };
+    AnalysisModel result;
+    result.model = onnx_import::import_bytes(std::string(file.section(engine::SectionKind::Graph)),
+                                             "", {}, &resolver);
+    result.engine_metadata = std::string(file.section(engine::SectionKind::Metadata));
+    return result;
+  }
   std::ifstream in(path, std::ios::binary);
   check(in.good(), "cannot open model file '" + path + "'");
   std::ostringstream ss;

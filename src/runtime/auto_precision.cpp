@@ -69,7 +69,8 @@ std::string fmt(const char* f, double v) {
 
 AutoPrecisionResult choose_precisions(const ir::Graph& g, KernelPlan& plan,
                                       const std::vector<Value>& calibration,
-                                      const AutoPrecisionOptions& options) {
+                                      const AutoPrecisionOptions& options,
+                                      cpu::PackedWeights* packed) {
   AutoPrecisionResult result;
   result.options = options;
   // Layers that have a lower-precision kernel.
@@ -79,7 +80,7 @@ AutoPrecisionResult choose_precisions(const ir::Graph& g, KernelPlan& plan,
     Layer layer;
     layer.node = k;
     for (Precision p : {Precision::INT8, Precision::BF16}) {
-      auto kernel = prepare_node(g, k, p);
+      auto kernel = prepare_node(g, k, p, packed);
       if (kernel && kernel->name() != plan.by_node[k]->name()) {
         layer.candidates.push_back(Candidate{p, std::move(kernel)});
       }
@@ -185,6 +186,7 @@ AutoPrecisionResult choose_precisions(const ir::Graph& g, KernelPlan& plan,
       choice.cosine = c.cosine;
       choice.chosen_us = c.us;
       plan.by_node[k] = c.kernel.get();
+      plan.precision_by_node[k] = c.precision;
       plan.owned.push_back(std::move(c.kernel));
     } else {
       choice.chosen_us = layer.fp32_us;

@@ -42,8 +42,10 @@ struct AutoPrecisionResult {
 
 // Lowers layers of `plan` (prepared at fp32) in place. `calibration` are positional graph
 // inputs (graph.inputs order).
+// Candidates pack through `packed` (the losers' buffers are for the caller to drop).
 AutoPrecisionResult choose_precisions(const ir::Graph& g, KernelPlan& plan,
                                       const std::vector<Value>& calibration,
-                                      const AutoPrecisionOptions& options);
+                                      const AutoPrecisionOptions& options,
+                                      cpu::PackedWeights* packed = nullptr);
 
 }  // namespace kpt::runtime

@@ -17,9 +17,10 @@ const ir::Type* type_of(const ir::Graph& g, const std::string& name) {
 }
 }  // namespace
 
-std::unique_ptr<ops::Kernel> prepare_node(const ir::Graph& g, size_t k, Precision precision) {
+std::unique_ptr<ops::Kernel> prepare_node(const ir::Graph& g, size_t k, Precision precision,
+                                          cpu::PackedWeights* packed) {
   const ir::Node& node = g.nodes[k];
-  cpu::PrepareContext ctx{node, {}, {}, {}, precision};
+  cpu::PrepareContext ctx{node, {}, {}, {}, precision, packed};
   for (const auto& name : node.inputs) {
     ctx.input_types.push_back(type_of(g, name));
     auto init = name.empty() ? g.initializers.end() : g.initializers.find(name);
@@ -42,14 +43,22 @@ void count_kernels(const ir::Graph& g, KernelPlan& plan) {
   }
 }
 
-KernelPlan plan_kernels(ir::Graph& g, Precision precision) {
+KernelPlan plan_kernels(ir::Graph& g, Precision precision, cpu::PackedWeights* packed,
+                        const std::map<std::string, Precision>* per_node) {
   analysis::infer_shapes(g);
   KernelPlan plan;
   plan.by_node.resize(g.nodes.size(), nullptr);
   // Auto starts from fp32 everywhere; auto_precision lowers layers afterwards.
-  const Precision p = precision == Precision::Auto ? Precision::FP32 : precision;
+  const Precision base = precision == Precision::Auto ? Precision::FP32 : precision;
+  plan.precision_by_node.resize(g.nodes.size(), base);
   for (size_t k = 0; k < g.nodes.size(); ++k) {
-    if (auto kernel = prepare_node(g, k, p)) {
+    Precision p = base;
+    if (per_node && !g.nodes[k].outputs.empty()) {
+      auto it = per_node->find(g.nodes[k].outputs[0]);
+      if (it != per_node->end()) p = it->second;
+    }
+    plan.precision_by_node[k] = p;
+    if (auto kernel = prepare_node(g, k, p, packed)) {
       plan.by_node[k] = kernel.get();
       plan.owned.push_back(std::move(kernel));
     }

@@ -5,6 +5,7 @@
 
 #include "analysis/shape_inference.hpp"
 #include "backends/cpu/parallel.hpp"
+#include "engine/engine_file.hpp"
 #include "ir/model.hpp"
 #include "kpt/error.hpp"
 #include "onnx/import.hpp"
@@ -14,23 +15,9 @@
 #include "runtime/executor.hpp"
 #include "runtime/kernel_plan.hpp"
 #include "runtime/random_inputs.hpp"
+#include "runtime/session_impl.hpp"
 
 namespace kpt {
-
-struct Session::Impl {
-  ir::Model model;
-  SessionOptions options;
-  std::vector<IoInfo> inputs, outputs;
-  passes::OptimizeReport optimize_report;
-  runtime::KernelPlan plan;
-  std::unique_ptr<runtime::MemoryPlanner> memory;
-  std::string precision_report;
-  std::unique_ptr<runtime::DeviceExecutor> device;  // target cuda
-
-  std::vector<Value> positional(const std::map<std::string, Value>& inputs,
-                                const std::map<std::string, DeviceTensor>& on_device = {}) const;
-  std::vector<Value> calibration_inputs() const;
-};
 
 namespace {
 
@@ -85,7 +72,13 @@ void check_input(const IoInfo& info, const Value& v) {
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   const auto& g = impl_->model.graph;
-  impl_->optimize_report = passes::optimize(impl_->model.graph, impl_->options.optimization);
+  // An engine's graph is optimized already.
+  if (!impl_->from_engine) {
+    impl_->progress("optimize (graph passes at level " +
+                    passes::level_name(impl_->options.optimization) + ")");
+    impl_->optimize_report = passes::optimize(impl_->model.graph, impl_->options.optimization);
+    impl_->optimization_text = impl_->optimize_report->explain();
+  }
   if (impl_->options.check_unsupported_at_load) {
     std::string report = runtime::unsupported_ops_report(g);
     if (!report.empty()) unsupported(report);
@@ -103,7 +96,11 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
         "precision fp16 runs on the GPU only (target cuda); the CPU takes fp32, bf16, int8 or "
         "auto");
   } else if (impl_->options.fast_kernels) {
-    impl_->plan = runtime::plan_kernels(impl_->model.graph, impl_->options.precision);
+    impl_->progress(impl_->from_engine ? "prepare kernels (prepacked weights from the engine)"
+                                       : "prepare kernels (packing weights)");
+    impl_->plan =
+        runtime::plan_kernels(impl_->model.graph, impl_->options.precision, impl_->packed.get(),
+                              impl_->from_engine ? &impl_->engine_precisions : nullptr);
     if (impl_->options.memory_planning) {
       impl_->memory = std::make_unique<runtime::MemoryPlanner>(impl_->model.graph);
     }
@@ -113,14 +110,31 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   }
   for (const auto& o : g.outputs) impl_->outputs.push_back(io_info(o));
   if (impl_->options.fast_kernels && impl_->options.precision == Precision::Auto &&
-      target.is_cpu()) {
+      target.is_cpu() && !impl_->from_engine) {
+    impl_->progress("auto precision (timing each layer at fp32, bf16 and int8)");
     runtime::AutoPrecisionOptions auto_options;
     auto_options.output_cosine = impl_->options.accuracy_budget;
     cpu::set_num_threads(impl_->options.threads);
-    impl_->precision_report =
-        runtime::choose_precisions(g, impl_->plan, impl_->calibration_inputs(), auto_options)
-            .explain();
+    impl_->auto_result = runtime::choose_precisions(g, impl_->plan, impl_->calibration_inputs(),
+                                                    auto_options, impl_->packed.get());
+    impl_->precision_report = impl_->auto_result->explain();
+    // The losing candidates' packed weights go with them.
+    const auto prefixes = impl_->chosen_packed_prefixes();
+    impl_->packed->keep_only([&](const std::string& key) {
+      for (const auto& p : prefixes)
+        if (key.rfind(p, 0) == 0) return true;
+      return false;
+    });
   }
+}
+
+std::vector<std::string> Session::Impl::chosen_packed_prefixes() const {
+  std::vector<std::string> out;
+  const auto& nodes = model.graph.nodes;
+  for (size_t k = 0; k < plan.by_node.size() && k < nodes.size(); ++k) {
+    if (plan.by_node[k]) out.push_back(cpu::packed_key_prefix(nodes[k], plan.precision_by_node[k]));
+  }
+  return out;
 }
 
 Session::Session(Session&&) noexcept = default;
@@ -128,9 +142,12 @@ Session& Session::operator=(Session&&) noexcept = default;
 Session::~Session() = default;
 
 Session Session::open(const std::string& path, SessionOptions options) {
+  if (engine::is_engine_file(path)) return Session(load_engine(path, options));
   auto impl = std::make_unique<Impl>();
-  impl->model = onnx_import::import_file(path);
   impl->options = options;
+  impl->source_path = path;
+  impl->progress("import " + path);
+  impl->model = onnx_import::import_file(path);
   return Session(std::move(impl));
 }
 
@@ -156,7 +173,9 @@ const ir::Model& Session::model() const {
 std::vector<std::pair<std::string, int>> Session::passes_fired() const {
   std::map<std::string, int> counts;
   std::vector<std::string> order;
-  for (const auto& r : impl_->optimize_report.applied) {
+  // An engine's passes ran when it was made; its metadata names them.
+  if (!impl_->optimize_report) return {};
+  for (const auto& r : impl_->optimize_report->applied) {
     if (r.rewrites == 0) continue;
     if (counts[r.pass] == 0) order.push_back(r.pass);
     counts[r.pass] += r.rewrites;
@@ -166,7 +185,16 @@ std::vector<std::pair<std::string, int>> Session::passes_fired() const {
   return fired;
 }
 std::string Session::optimization_report() const {
-  return impl_->optimize_report.explain();
+  return impl_->optimization_text;
+}
+
+LoadInfo Session::load_info() const {
+  LoadInfo info;
+  info.from_engine = impl_->from_engine;
+  info.packed_reused = impl_->packed->reused();
+  info.packed_fresh = impl_->packed->packed();
+  info.engine_metadata = impl_->engine_metadata;
+  return info;
 }
 
 MemoryStats Session::memory_stats() const {

@@ -51,6 +51,7 @@ struct Args {
   bool profile = false;
   std::string target = "cpu";
   bool no_cuda_graphs = false;
+  bool repack = false;
 };
 
 // One profiled run, summed by op and kernel, heaviest first.
@@ -169,14 +170,15 @@ bool check_agreement(const Args& a, Precision precision, const std::vector<std::
   return ok;
 }
 
-void run(const Args& a) {
+void run(const Args& args) {
+  Args a = args;  // an engine file's precision replaces --precision
   check(a.iterations > 0, "--iterations must be at least 1, got " + std::to_string(a.iterations));
   check(a.warmup >= 0, "--warmup must be at least 0, got " + std::to_string(a.warmup));
   check(a.threads >= 0,
         "--threads must be 0 (every core) or more, got " + std::to_string(a.threads));
   check(a.compare.empty() || a.compare == "ort",
         "--compare '" + a.compare + "': the only peer is 'ort' (ONNX Runtime)");
-  const Precision precision = parse_precision(a.precision);
+  Precision precision = parse_precision(a.precision);
   const int threads = a.threads > 0 ? a.threads : usable_cores();
   // Fail before the long run, not after it, when the peer is missing.
   const std::string peer = a.compare == "ort" ? find_ort_peer() : "";
@@ -187,6 +189,7 @@ void run(const Args& a) {
   options.threads = threads;
   options.target = a.target;
   options.cuda_graphs = !a.no_cuda_graphs;
+  options.repack_engine = a.repack;
   nlohmann::json j;
   std::map<std::string, Tensor> inputs;
   std::vector<std::string> output_names;
@@ -195,6 +198,11 @@ void run(const Args& a) {
     auto t0 = Clock::now();
     Session session = Session::open(a.model, options);
     const double load_ms = ms_since(t0);
+    const LoadInfo load = session.load_info();
+    if (load.from_engine) {
+      a.precision = nlohmann::json::parse(load.engine_metadata)["options"].value("precision", "");
+      precision = parse_precision(a.precision);
+    }
     inputs = make_inputs(session, a.inputs);
     std::map<std::string, Value> feeds;
     nlohmann::json inputs_json = nlohmann::json::object();
@@ -227,8 +235,15 @@ void run(const Args& a) {
     const size_t peak = peak_tensor_bytes() - std::min(base, peak_tensor_bytes());
     const LatencySummary lat = summarize_latencies(latencies);
     const double throughput = static_cast<double>(a.iterations) / total_s;
-    std::printf("load       %.1f ms (import, optimize at level %s, kernel preparation)\n", load_ms,
-                a.level.c_str());
+    if (load.from_engine) {
+      std::printf(
+          "load       %.1f ms (engine file: map, verify, kernel preparation; %d prepacked weights "
+          "reused, %d packed)\n",
+          load_ms, load.packed_reused, load.packed_fresh);
+    } else {
+      std::printf("load       %.1f ms (import, optimize at level %s, kernel preparation)\n",
+                  load_ms, a.level.c_str());
+    }
     std::printf(
         "latency    p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  (%d runs, %d warm-up, %d "
         "threads, %s)\n",
@@ -345,7 +360,9 @@ void run(const Args& a) {
 void add_bench(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("bench", "Measure a model's latency, throughput and peak memory");
-  cmd->add_option("model", a->model, "Model file (.onnx)")->required();
+  cmd->add_option("model", a->model, "Model file (.onnx) or engine file (.kpt)")->required();
+  cmd->add_flag("--repack", a->repack,
+                "Engine built on another CPU/oneDNN: repack its weights instead of refusing");
   cmd->add_option("--input", a->inputs,
                   "NAME=FILE.npy, or NAME=DIMS (e.g. input_ids=8x128) for random valid values; "
                   "inputs sharing its dim names take the same sizes");

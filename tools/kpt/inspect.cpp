@@ -138,6 +138,8 @@ nlohmann::json to_json(const Args& a, const Report& r) {
   const ir::Model& m = r.loaded.model;
   nlohmann::json j;
   j["model"] = a.model;
+  if (!r.loaded.engine_metadata.empty())
+    j["engine"] = nlohmann::json::parse(r.loaded.engine_metadata);
   j["producer"] = m.producer_name;
   j["producer_version"] = m.producer_version;
   j["ir_version"] = m.ir_version;
@@ -173,10 +175,41 @@ void print_params(const char* label, const analysis::ParameterCount& p) {
             << " elements, " << with_unit(static_cast<double>(p.bytes), "B") << "\n";
 }
 
+// What an engine file records about how it was made.
+void print_engine(const std::string& metadata) {
+  const nlohmann::json m = nlohmann::json::parse(metadata);
+  const nlohmann::json& src = m["source"];
+  const nlohmann::json& opt = m["options"];
+  const nlohmann::json& target = m["target"];
+  std::cout << "engine      format " << m.value("format_version", 0) << ", kpt "
+            << m.value("kpt_version", "?") << ", created " << m.value("created", "?") << "\n";
+  std::cout << "  source    " << src.value("file", "?") << " (xxh3-128 "
+            << src.value("xxh3_128", "?") << ", " << src.value("bytes", 0) << " bytes)\n";
+  std::cout << "  target    " << target.value("device", "?");
+  if (target.value("device", "") == "cpu") {
+    std::cout << ": " << target.value("cpu_brand", "") << "; features";
+    for (const auto& f : target["cpu_features"]) std::cout << " " << f.get<std::string>();
+  } else {
+    std::cout << ":" << target.value("device_index", 0) << " " << target.value("gpu_name", "")
+              << " (compute " << target.value("compute_capability", "") << ")";
+  }
+  std::cout << "; oneDNN " << target.value("onednn_version", "?") << "\n";
+  std::cout << "  options   optimization " << opt.value("optimization", "?") << ", precision "
+            << opt.value("precision", "?") << ", buckets '" << opt.value("buckets", "") << "'\n";
+  std::cout << "  kernels  ";
+  for (const auto& [k, n] : m["kernels"].items()) std::cout << " " << k << " " << n << ";";
+  std::cout << "\n  packed    " << m.value("packed_weights", 0) << " prepacked weight buffers\n";
+  if (m.contains("auto_precision")) {
+    for (const auto& [name, c] : m["auto_precision"]["output_cosine"].items())
+      std::cout << "  accuracy  output " << name << ": cosine to fp32 " << c << "\n";
+  }
+}
+
 void print_text(const Args& a, const Report& r) {
   const ir::Model& m = r.loaded.model;
   const ir::Graph& g = m.graph;
   std::cout << "model       " << a.model << "\n";
+  if (!r.loaded.engine_metadata.empty()) print_engine(r.loaded.engine_metadata);
   std::cout << "producer    " << (m.producer_name.empty() ? "(none)" : m.producer_name) << " "
             << m.producer_version << "\n";
   std::cout << "ir version  " << m.ir_version << "\nopsets     ";

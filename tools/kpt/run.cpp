@@ -22,6 +22,7 @@ struct Args {
   uint64_t seed = 0;
   std::string output_dir;
   std::string level = "all";
+  bool repack = false;
 };
 
 std::pair<std::string, std::string> split_assignment(const std::string& s, const char* flag) {
@@ -33,6 +34,7 @@ std::pair<std::string, std::string> split_assignment(const std::string& s, const
 void run(const Args& a) {
   SessionOptions options;
   options.optimization = passes::level_from_name(a.level);
+  options.repack_engine = a.repack;
   Session session = Session::open(a.model, options);
   std::map<std::string, Value> inputs;
   for (const auto& s : a.inputs) {
@@ -76,7 +78,9 @@ void run(const Args& a) {
 void add_run(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("run", "Run a model once and write its outputs");
-  cmd->add_option("model", a->model, "Model file (.onnx)")->required();
+  cmd->add_option("model", a->model, "Model file (.onnx) or engine file (.kpt)")->required();
+  cmd->add_flag("--repack", a->repack,
+                "Engine built on another CPU/oneDNN: repack its weights instead of refusing");
   cmd->add_option("--input", a->inputs, "NAME=FILE.npy (repeatable)");
   cmd->add_option("--shape", a->shapes, "NAME=DIMS for --random inputs, e.g. x=1x3x224x224");
   cmd->add_flag("--random", a->random, "Fill inputs not given with random values");

@@ -18,6 +18,7 @@ struct Args {
   double rtol = 1e-3, atol = 1e-4, min_cosine = 0;
   std::string precision = "fp32";
   uint64_t seed = 1;
+  bool repack = false;
   bool random = true;
 };
 
@@ -29,6 +30,7 @@ int validate(const Args& a) {
   Session reference = Session::open(a.reference, ref_options);
   SessionOptions cand_options;
   cand_options.precision = parse_precision(a.precision);
+  cand_options.repack_engine = a.repack;
   Session candidate = Session::open(a.candidate, cand_options);
 
   const auto inputs = make_inputs(reference, a.inputs, a.seed);
@@ -82,7 +84,9 @@ void add_validate(CLI::App& app) {
       "validate", "Check that a candidate model computes what a reference model computes");
   cmd->add_option("reference", args->reference, "Reference model (.onnx), run without passes")
       ->required();
-  cmd->add_option("candidate", args->candidate, "Candidate model, run optimized")->required();
+  cmd->add_option("candidate", args->candidate,
+                  "Candidate model, run optimized (.onnx), or an engine file (.kpt)")
+      ->required();
   cmd->add_option("--input", args->inputs,
                   "NAME=FILE.npy or NAME=DIMS (valid random values); others follow from these");
   cmd->add_flag("--random", args->random,
@@ -93,6 +97,8 @@ void add_validate(CLI::App& app) {
                   "Judge by cosine similarity instead (for bf16/int8 candidates)");
   cmd->add_option("--precision", args->precision, "Candidate precision: fp32, bf16, int8, auto");
   cmd->add_option("--seed", args->seed, "Seed of the random inputs");
+  cmd->add_flag("--repack", args->repack,
+                "Candidate engine built on another CPU/oneDNN: repack instead of refusing");
   cmd->callback([args] { std::exit(validate(*args)); });
 }
 

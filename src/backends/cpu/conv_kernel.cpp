@@ -48,13 +48,18 @@ struct Plan {
 class DnnlConv : public ops::Kernel {
  public:
   // blocked: X, Z and Y are kpt blocked tensors (N x C/16 x H x W x 16), else N x C x ...
-  DnnlConv(ConvSpec spec, Tensor w, Tensor b, bool has_z, bool bf16, bool blocked)
+  // store: where packed weights are looked up before reordering and recorded after (keys start
+  // with `packed_prefix`); it outlives the kernel (both belong to the session).
+  DnnlConv(ConvSpec spec, Tensor w, Tensor b, bool has_z, bool bf16, bool blocked,
+           PackedWeights* store, std::string packed_prefix)
       : spec_(std::move(spec)),
         w_(std::move(w)),
         b_(std::move(b)),
         has_z_(has_z),
         bf16_(bf16),
-        blocked_(blocked) {}
+        blocked_(blocked),
+        store_(store),
+        packed_prefix_(std::move(packed_prefix)) {}
 
   std::string name() const override { return bf16_ ? "dnnl.conv(bf16)" : "dnnl.conv(fp32)"; }
 
@@ -292,6 +297,18 @@ class DnnlConv : public ops::Kernel {
     for (const auto& [md, mem] : packed_) {
       if (md == want) return mem;
     }
+    const std::string key = store_ ? packed_key(packed_prefix_, "conv.weights", want) : "";
+    if (store_) {
+      if (auto bytes = store_->find(key)) {
+        if (auto mem = memory_over(*bytes, want)) {
+          // The memory is a view; the keeper rides along in the deleter.
+          auto view = std::shared_ptr<memory>(new memory(*mem),
+                                              [keep = bytes->keeper](memory* m) { delete m; });
+          packed_.emplace_back(want, view);
+          return view;
+        }
+      }
+    }
     dnnl::engine& eng = dnnl_util::engine();
     const memory::desc user(w_dims, dt::f32, w_dims.size() == 4 ? tag::oihw : tag::goihw);
     memory src(user, eng, const_cast<void*>(w_.raw()));
@@ -300,12 +317,15 @@ class DnnlConv : public ops::Kernel {
     dnnl::reorder(src, *dst).execute(s, src, *dst);
     s.wait();
     packed_.emplace_back(want, dst);
+    if (store_) store_->store(key, bytes_of(*dst));
     return dst;
   }
 
   ConvSpec spec_;
   Tensor w_, b_;
   bool has_z_, bf16_, blocked_;
+  PackedWeights* store_;
+  std::string packed_prefix_;
   mutable std::mutex mu_;
   mutable std::map<Dims, std::unique_ptr<Plan>> plans_;
   mutable std::vector<std::pair<memory::desc, std::shared_ptr<memory>>> packed_;
@@ -337,12 +357,17 @@ std::unique_ptr<ops::Kernel> prepare_conv(const PrepareContext& ctx) {
   }
   const bool has_z = fused && n.inputs.size() > 3 && !n.inputs[3].empty();
   auto kernel =
-      std::make_unique<DnnlConv>(*spec, *w, b, has_z, ctx.precision == Precision::BF16, blocked);
-  if (xs) {
+      std::make_unique<DnnlConv>(*spec, *w, b, has_z, ctx.precision == Precision::BF16, blocked,
+                                 ctx.packed, packed_key_prefix(n, ctx.precision));
+  if (xs && !xs->empty()) {
+    // Only the batch may be unknown: weights are packed now, for batch 1, so that an engine file
+    // carries them (the layout oneDNN picks rarely depends on the batch; where it does, the
+    // first run at that batch packs its own).
     Dims dims;
-    for (const auto& d : *xs) {
-      if (!d.known()) return kernel;
-      dims.push_back(d.value);
+    for (size_t i = 0; i < xs->size(); ++i) {
+      const auto& d = (*xs)[i];
+      if (!d.known() && i != 0) return kernel;
+      dims.push_back(d.known() ? d.value : 1);
     }
     kernel->warm(dims);
   }

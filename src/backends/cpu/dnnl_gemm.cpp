@@ -73,6 +73,8 @@ std::unique_ptr<ops::Kernel> prepare_gemm(const PrepareContext& ctx) {
   o.weights_transposed = trans_b;
   o.a_transposed = trans_a;
   o.alpha = node.attr_float("alpha", 1.f);
+  o.packed = ctx.packed;
+  o.packed_prefix = packed_key_prefix(node, ctx.precision);
   if (a && a->shape && (*a->shape)[trans_a ? 1 : 0].known())
     o.m_hint = std::max<int64_t>(1, (*a->shape)[trans_a ? 1 : 0].value);
   std::vector<float> bias;

@@ -120,6 +120,8 @@ std::unique_ptr<ops::Kernel> prepare(const PrepareContext& ctx, const std::strin
       o.has_bias = has_bias;
       o.activation = dnnl_util::activation(activation);
       o.m_hint = rows_hint(a);
+      o.packed = ctx.packed;
+      o.packed_prefix = packed_key_prefix(node, ctx.precision);
       return std::make_unique<PackedMatmulKernel>(op, *w, std::move(o));
     }
     const ir::Type* b = ctx.input_types[1];

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <cstring>
 #include <unordered_map>
 
 #include "backends/cpu/dnnl_quantize.hpp"
@@ -48,12 +49,6 @@ PackedGemm::PackedGemm(const float* w, int64_t k, int64_t n, Options options)
     : k_(k), n_(n), opt_(std::move(options)) {
   check(k > 0 && n > 0,
         "GEMM weights must have K, N > 0, got " + std::to_string(k) + " x " + std::to_string(n));
-  std::vector<float> scaled;
-  if (opt_.alpha != 1.f) {
-    scaled.assign(w, w + k * n);
-    for (float& v : scaled) v *= opt_.alpha;
-    w = scaled.data();
-  }
   // The layout oneDNN picks for "any" weights at a typical M; later plans for other M reuse it.
   auto& eng = dnnl_util::engine();
   const auto pd = dnnl::matmul::primitive_desc(
@@ -67,6 +62,41 @@ PackedGemm::PackedGemm(const float* w, int64_t k, int64_t n, Options options)
       }(),
       attributes(), eng);
   packed_md_ = pd.weights_desc();
+  if (reuse_packed()) return;
+  pack(w);
+  record_packed();
+}
+
+bool PackedGemm::reuse_packed() {
+  if (!opt_.packed) return false;
+  if (opt_.precision == GemmPrecision::INT8) {
+    const auto scales = opt_.packed->find(opt_.packed_prefix + "gemm.scales");
+    const auto sums = opt_.packed->find(opt_.packed_prefix + "gemm.column_sums");
+    const size_t bytes = static_cast<size_t>(n_) * 4;
+    if (!scales || !sums || scales->size != bytes || sums->size != bytes) return false;
+    w_scales_.resize(static_cast<size_t>(n_));
+    w_column_sums_.resize(static_cast<size_t>(n_));
+    std::memcpy(w_scales_.data(), scales->data, bytes);
+    std::memcpy(w_column_sums_.data(), sums->data, bytes);
+  }
+  const auto bytes = opt_.packed->find(packed_key(opt_.packed_prefix, "gemm.weights", packed_md_));
+  if (!bytes) return false;
+  auto mem = memory_over(*bytes, packed_md_);
+  if (!mem) return false;
+  packed_ = *mem;
+  packed_keeper_ = bytes->keeper;
+  return true;
+}
+
+void PackedGemm::pack(const float* w) {
+  const int64_t k = k_, n = n_;
+  std::vector<float> scaled;
+  if (opt_.alpha != 1.f) {
+    scaled.assign(w, w + k * n);
+    for (float& v : scaled) v *= opt_.alpha;
+    w = scaled.data();
+  }
+  auto& eng = dnnl_util::engine();
   packed_ = dnnl::memory(packed_md_, eng);
   const tag plain = opt_.weights_transposed ? tag::ba : tag::ab;
   auto& s = dnnl_util::stream();
@@ -83,6 +113,20 @@ PackedGemm::PackedGemm(const float* w, int64_t k, int64_t n, Options options)
     dnnl::reorder(src, packed_).execute(s, src, packed_);
   }
   s.wait();
+}
+
+void PackedGemm::record_packed() const {
+  if (!opt_.packed) return;
+  if (opt_.precision == GemmPrecision::INT8) {
+    // Copies: the kernel's vectors are not shared.
+    auto keep = [](const auto& v) {
+      auto copy = std::make_shared<std::decay_t<decltype(v)>>(v);
+      return PackedBytes{copy->data(), copy->size() * 4, copy};
+    };
+    opt_.packed->store(opt_.packed_prefix + "gemm.scales", keep(w_scales_));
+    opt_.packed->store(opt_.packed_prefix + "gemm.column_sums", keep(w_column_sums_));
+  }
+  opt_.packed->store(packed_key(opt_.packed_prefix, "gemm.weights", packed_md_), bytes_of(packed_));
 }
 
 md PackedGemm::a_desc(int64_t m, dt type) const {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backends/cpu/dnnl_context.hpp"
+#include "backends/cpu/packed_weights.hpp"
 #include "kpt/session.hpp"
 
 namespace kpt::cpu {
@@ -35,6 +36,10 @@ class PackedGemm {
     // Non-zero: Y holds C (broadcast to M x N) before the run and the result adds beta * C.
     float accumulate_beta = 0.f;
     int64_t m_hint = 128;  // rows to pick the packed layout for
+    // Where packed weights are looked up first and recorded after packing (see
+    // packed_weights.hpp), under keys starting with `packed_prefix`.
+    PackedWeights* packed = nullptr;
+    std::string packed_prefix;
   };
 
   PackedGemm(const float* w, int64_t k, int64_t n, Options options);
@@ -57,11 +62,16 @@ class PackedGemm {
   std::shared_ptr<const Plan> make_plan(int64_t m) const;
   dnnl::memory::desc a_desc(int64_t m, dnnl::memory::data_type dt) const;
   dnnl::primitive_attr attributes() const;
+  // Takes the packed weights (and int8 scales) from opt_.packed; false when they are not there.
+  bool reuse_packed();
+  void pack(const float* w);
+  void record_packed() const;
 
   int64_t k_, n_;
   Options opt_;
   dnnl::memory::desc packed_md_;
-  dnnl::memory packed_;
+  dnnl::memory packed_;  // ours, or a view of an engine file's mapping kept by packed_keeper_
+  std::shared_ptr<const void> packed_keeper_;
   // int8: per-column weight scales and column sums of the quantized weights.
   std::vector<float> w_scales_;
   std::vector<int32_t> w_column_sums_;

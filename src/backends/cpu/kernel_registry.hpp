@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/packed_weights.hpp"
 #include "ir/graph.hpp"
 #include "kpt/session.hpp"
 #include "kpt/tensor.hpp"
@@ -22,6 +23,9 @@ struct PrepareContext {
   // Type of each output as inferred at load (nullptr where unknown).
   std::vector<const ir::Type*> output_types;
   Precision precision = Precision::FP32;
+  // Weights packed before (an engine file's, or this session's record of what it packed):
+  // kernels that pack look their key up first and store what they pack. nullptr: no store.
+  PackedWeights* packed = nullptr;
 };
 
 using PrepareFn = std::unique_ptr<ops::Kernel> (*)(const PrepareContext&);
