@@ -34,6 +34,12 @@ struct InferRequest {
 // inputs that give "binary_data_size", in input order. Throws kpt::Error saying what is wrong.
 InferRequest parse_infer_request(std::string_view body, std::optional<size_t> header_length);
 
+// A tensor from the binary tensor extension's layout: fixed-size types as little-endian raw
+// elements (BOOL one byte), BYTES as a 4-byte little-endian length before each element.
+// `where` names the input in errors.
+Tensor tensor_from_binary(DType dtype, const Dims& dims, std::string_view bytes,
+                          const std::string& where);
+
 struct EncodedResponse {
   std::string body;
   std::optional<size_t> header_length;  // set when binary tensors follow the JSON

@@ -370,6 +370,7 @@ void Service::infer(const std::string& name, const std::string& version, HttpReq
   };
   switch (m->scheduler->submit(job)) {
     case Scheduler::Submit::Queued:
+    case Scheduler::Submit::RanInline:
       return;
     case Scheduler::Submit::QueueFull:
       metrics->rejected_queue_full.fetch_add(1);
