@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -119,6 +120,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_never();
     busy_ = true;
     keep_alive_ = req.keep_alive();
+    http_10_ = req.version() == 10;
     HttpRequest r;
     r.method = std::string(req.method_string());
     r.target = std::string(req.target());
@@ -138,12 +140,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     r.body = std::move(req.body());
     cancelled_ = std::make_shared<std::atomic<bool>>(false);
     r.cancelled = cancelled_;
-    watch_for_disconnect();
+    responded_ = false;
     auto self = shared_from_this();
+    // dispatch: a handler that answers at once (inline inference, errors) writes right here on
+    // the strand; an answer from a worker thread is posted to it.
     server_->handler(std::move(r), [self](HttpResponse resp) {
-      net::post(self->stream_.get_executor(),
-                [self, resp = std::move(resp)]() mutable { self->write(std::move(resp), false); });
+      net::dispatch(self->stream_.get_executor(), [self, resp = std::move(resp)]() mutable {
+        self->write(std::move(resp), false);
+      });
     });
+    // Only a request still pending needs its client watched (an epoll registration per request).
+    if (!responded_) watch_for_disconnect();
   }
 
   // While a request is pending the client sends nothing more (no pipelining from the
@@ -151,6 +158,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // connection. Readiness can be stale (an edge from bytes the last read already took), so a
   // peek that would block re-arms the watch instead.
   void watch_for_disconnect() {
+    watching_ = true;
     stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(),
                                                          flag = cancelled_](beast::error_code ec) {
       if (ec || !self->busy_ || flag != self->cancelled_) return;
@@ -166,36 +174,84 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void send_error(int status, const std::string& message, bool close_after) {
     busy_ = true;
+    drain_before_close_ = close_after;
     HttpResponse resp;
     resp.status = status;
     resp.body = error_body(message);
     write(std::move(resp), close_after);
   }
 
+  // The response head is written by hand into a buffer the connection keeps, and sent with
+  // the body in one gather write: Beast's response object would allocate its header fields on
+  // every request.
   void write(HttpResponse resp, bool close_after) {
-    auto res = std::make_shared<http::response<http::string_body>>();
-    res->version(11);
-    res->result(static_cast<unsigned>(resp.status));
-    res->set(http::field::server, "kpt");
-    res->set(http::field::content_type, resp.content_type);
-    for (auto& [k, v] : resp.headers) res->set(k, v);
-    res->body() = std::move(resp.body);
+    responded_ = true;
     close_after_ = close_after || !keep_alive_ || server_->draining;
-    res->keep_alive(!close_after_);
-    res->prepare_payload();
-    response_ = res;
+    head_.clear();
+    head_ += "HTTP/1.1 ";
+    head_ += std::to_string(resp.status);
+    head_ += ' ';
+    auto reason = http::obsolete_reason(static_cast<http::status>(resp.status));
+    head_.append(reason.data(), reason.size());
+    head_ += "\r\nServer: kpt\r\nContent-Type: ";
+    head_ += resp.content_type;
+    head_ += "\r\n";
+    for (const auto& [k, v] : resp.headers) {
+      head_ += k;
+      head_ += ": ";
+      head_ += v;
+      head_ += "\r\n";
+    }
+    head_ += "Content-Length: ";
+    head_ += std::to_string(resp.body.size());
+    // HTTP/1.1 keeps connections open unless told; an HTTP/1.0 client asked for keep-alive.
+    if (close_after_) {
+      head_ += "\r\nConnection: close";
+    } else if (http_10_) {
+      head_ += "\r\nConnection: keep-alive";
+    }
+    head_ += "\r\n\r\n";
+    body_ = std::move(resp.body);
     stream_.expires_after(std::chrono::seconds(30));  // a client that never reads cannot hold us
-    http::async_write(stream_, *res,
-                      beast::bind_front_handler(&Connection::on_write, shared_from_this()));
+    std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(body_)};
+    net::async_write(stream_, buffers,
+                     beast::bind_front_handler(&Connection::on_write, shared_from_this()));
   }
 
   void on_write(beast::error_code ec, size_t) {
     busy_ = false;
-    response_.reset();
+    if (!ec && drain_before_close_) return drain_then_close();
     if (ec || close_after_) return close();
-    beast::error_code ignored;
-    stream_.socket().cancel(ignored);  // ends the disconnect watch before the next read
+    if (watching_) {
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);  // ends the disconnect watch before the next read
+      watching_ = false;
+    }
+    // Bodies can be large: keep the capacity of an ordinary one only.
+    if (body_.capacity() > (64u << 10)) std::string().swap(body_);
     do_read();
+  }
+
+  // After an error answered before the request was read whole (a body over the limit, bad
+  // HTTP), closing at once would reset the connection while the client is still sending, and
+  // it would see a broken pipe instead of the answer. So the sending side closes first and
+  // what the client still sends is read and dropped, for at most 2 s and 64 MiB.
+  void drain_then_close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(2));
+    drain_left_ = 64u << 20;
+    drain_some();
+  }
+
+  void drain_some() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(64u << 10),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec || n >= self->drain_left_) return self->close();
+                              self->drain_left_ -= n;
+                              self->drain_some();
+                            });
   }
 
   void close() {
@@ -208,10 +264,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<http::response<http::string_body>> response_;
+  std::string head_, body_;  // the response being written
   std::shared_ptr<HttpServer::Impl> server_;
   std::shared_ptr<std::atomic<bool>> cancelled_;
-  bool busy_ = false, keep_alive_ = true, close_after_ = false;
+  bool busy_ = false, keep_alive_ = true, close_after_ = false, http_10_ = false;
+  bool responded_ = false, watching_ = false, drain_before_close_ = false;
+  size_t drain_left_ = 0;
   // Read by the draining thread: a closed connection has nothing left in flight even while a
   // cancelled handler still holds the object.
   std::atomic<bool> closed_{false};

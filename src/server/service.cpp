@@ -85,7 +85,8 @@ json tensor_metadata(const IoInfo& info) {
 }
 
 // Checks a request's inputs against the model's declaration before queueing it, so that a bad
-// request fails alone with a precise message instead of failing a whole batch.
+// request fails alone with a precise message instead of failing a whole batch. Runs on every
+// request: messages are built only when a check fails.
 int64_t validate_inputs(const LoadedModel& m, const InferRequest& req) {
   for (const auto& [name, t] : req.inputs) {
     bool known = false;
@@ -103,26 +104,27 @@ int64_t validate_inputs(const LoadedModel& m, const InferRequest& req) {
     for (const auto& [name, tensor] : req.inputs)
       if (name == info.name) t = &tensor;
     if (!t) fail("missing input '" + info.name + "' for model '" + m.name + "'");
-    check(t->dtype() == info.dtype, "input '" + info.name + "': datatype " +
-                                        datatype_name(t->dtype()) + ", the model expects " +
-                                        datatype_name(info.dtype));
+    if (t->dtype() != info.dtype)
+      fail("input '" + info.name + "': datatype " + datatype_name(t->dtype()) +
+           ", the model expects " + datatype_name(info.dtype));
     if (info.has_shape) {
       bool ok = t->rank() == info.dims.size();
       for (size_t d = 0; ok && d < info.dims.size(); ++d)
         ok = info.dims[d] < 0 || info.dims[d] == t->dims()[d];
-      check(ok, "input '" + info.name + "': shape " + dims_to_string(t->dims()) +
-                    ", the model expects " + dims_to_string(info.dims) + " (-1: any size)");
+      if (!ok)
+        fail("input '" + info.name + "': shape " + dims_to_string(t->dims()) +
+             ", the model expects " + dims_to_string(info.dims) + " (-1: any size)");
     }
     if (m.config.max_batch_size > 0) {
-      check(t->rank() > 0, "input '" + info.name + "': a batching model needs a batch dim");
+      if (t->rank() == 0) fail("input '" + info.name + "': a batching model needs a batch dim");
       int64_t b = t->dims()[0];
-      check(batch < 0 || b == batch, "input '" + info.name + "': batch size " + std::to_string(b) +
-                                         " differs from the other inputs' " +
-                                         std::to_string(batch));
+      if (batch >= 0 && b != batch)
+        fail("input '" + info.name + "': batch size " + std::to_string(b) +
+             " differs from the other inputs' " + std::to_string(batch));
       batch = b;
-      check(b >= 1 && b <= m.config.max_batch_size,
-            "input '" + info.name + "': batch size " + std::to_string(b) + " is outside 1.." +
-                std::to_string(m.config.max_batch_size) + " (the model's max_batch_size)");
+      if (b < 1 || b > m.config.max_batch_size)
+        fail("input '" + info.name + "': batch size " + std::to_string(b) + " is outside 1.." +
+             std::to_string(m.config.max_batch_size) + " (the model's max_batch_size)");
     }
   }
   for (const auto& ro : req.outputs) {
