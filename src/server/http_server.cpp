@@ -28,8 +28,13 @@ class Connection;
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpOptions options;
   Handler handler;
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  // One io_context per I/O thread, each connection on one of them: a connection's handlers
+  // then never run concurrently (no strand needed), and no thread wakes another to hand over
+  // ready sockets, as threads sharing one io_context do on every event.
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
+  size_t next_context = 0;  // round robin; touched only by the accepting thread
+  std::unique_ptr<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::atomic<bool> draining{false};
   std::atomic<int> live_connections{0};
@@ -54,7 +59,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
   }
 
-  // Runs on the connection's strand: closes the connection unless a request is pending
+  // Runs on the connection's I/O thread: closes the connection unless a request is pending
   // (that one closes after its response).
   // A request whose first bytes have arrived counts as pending too: the client sent it
   // before the drain began, so it is served (and then the connection closes).
@@ -143,7 +148,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     responded_ = false;
     auto self = shared_from_this();
     // dispatch: a handler that answers at once (inline inference, errors) writes right here on
-    // the strand; an answer from a worker thread is posted to it.
+    // the connection's thread; an answer from a worker thread is posted to it.
     server_->handler(std::move(r), [self](HttpResponse resp) {
       net::dispatch(self->stream_.get_executor(), [self, resp = std::move(resp)]() mutable {
         self->write(std::move(resp), false);
@@ -276,12 +281,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 void HttpServer::Impl::do_accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  net::io_context& target = *contexts[next_context++ % contexts.size()];
+  acceptor->async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || draining) return;
       // Out of file descriptors and the like: retry after a pause rather than go deaf or
       // spin on an error that repeats until connections close.
-      auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(50));
+      auto timer = std::make_shared<net::steady_timer>(*contexts[0], std::chrono::milliseconds(50));
       timer->async_wait([self = shared_from_this(), timer](beast::error_code) {
         if (!self->draining) self->do_accept();
       });
@@ -329,7 +335,13 @@ void HttpServer::start() {
   auto address = net::ip::make_address(impl_->options.host, ec);
   check(!ec, "--host '" + impl_->options.host + "' is not an IP address (" + ec.message() + ")");
   tcp::endpoint endpoint{address, impl_->options.port};
-  auto& acceptor = impl_->acceptor;
+  int n = std::max(1, impl_->options.io_threads);
+  for (int i = 0; i < n; ++i) {
+    impl_->contexts.push_back(std::make_unique<net::io_context>(1));
+    impl_->keep_running.push_back(net::make_work_guard(*impl_->contexts.back()));
+  }
+  impl_->acceptor = std::make_unique<tcp::acceptor>(*impl_->contexts[0]);
+  auto& acceptor = *impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
@@ -338,8 +350,9 @@ void HttpServer::start() {
                  ": " + ec.message());
   impl_->bound_port = acceptor.local_endpoint().port();
   impl_->do_accept();
-  int n = std::max(1, impl_->options.io_threads);
-  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([impl = impl_] { impl->ioc.run(); });
+  for (int i = 0; i < n; ++i)
+    impl_->threads.emplace_back(
+        [impl = impl_, i] { impl->contexts[static_cast<size_t>(i)]->run(); });
 }
 
 uint16_t HttpServer::port() const {
@@ -349,9 +362,9 @@ uint16_t HttpServer::port() const {
 void HttpServer::stop(int timeout_s) {
   if (impl_->threads.empty()) return;
   impl_->draining = true;
-  net::post(impl_->ioc, [impl = impl_] {
+  net::post(*impl_->contexts[0], [impl = impl_] {
     beast::error_code ignored;
-    impl->acceptor.close(ignored);
+    impl->acceptor->close(ignored);
   });
   impl_->close_idle_connections();
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
@@ -363,7 +376,7 @@ void HttpServer::stop(int timeout_s) {
   if (int left = impl_->open_connections(); left > 0)
     std::fprintf(stderr, "kpt serve: %d connection(s) still open after %d s, closing them\n", left,
                  timeout_s);
-  impl_->ioc.stop();
+  for (auto& c : impl_->contexts) c->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
 }
