@@ -90,9 +90,18 @@ class Reader {
     return {start, static_cast<size_t>(p_ - start)};
   }
 
+  // As nlohmann converts: an integer token is read as an integer first ("-0" is then +0.0).
   double real() {
     bool integer;
     std::string_view tok = number(integer);
+    if (integer) {
+      int64_t i;
+      auto [ptr, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), i);
+      if (ec == std::errc() && ptr == tok.data() + tok.size()) return static_cast<double>(i);
+      uint64_t u;
+      auto [uptr, uec] = std::from_chars(tok.data(), tok.data() + tok.size(), u);
+      if (uec == std::errc() && uptr == tok.data() + tok.size()) return static_cast<double>(u);
+    }
     double v;
     auto [ptr, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
     if (ec != std::errc() || ptr != tok.data() + tok.size()) throw GiveUp{};

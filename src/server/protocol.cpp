@@ -204,6 +204,16 @@ DType dtype_from_datatype(const std::string& name) {
 }
 
 InferRequest parse_infer_request(std::string_view body, std::optional<size_t> header_length) {
+  if (!header_length || *header_length <= body.size()) {
+    std::string_view header = header_length ? body.substr(0, *header_length) : body;
+    std::string_view binary = header_length ? body.substr(*header_length) : std::string_view();
+    if (auto fast = read_infer_request_fast(header, binary, header_length.has_value()))
+      return std::move(*fast);
+  }
+  return parse_infer_request_dom(body, header_length);
+}
+
+InferRequest parse_infer_request_dom(std::string_view body, std::optional<size_t> header_length) {
   std::string_view header = body, binary;
   if (header_length) {
     check(*header_length <= body.size(),
@@ -212,7 +222,6 @@ InferRequest parse_infer_request(std::string_view body, std::optional<size_t> he
     header = body.substr(0, *header_length);
     binary = body.substr(*header_length);
   }
-  if (auto fast = read_infer_request_fast(header, binary, header_length.has_value())) return *fast;
   json j = json::parse(header, nullptr, /*allow_exceptions=*/false);
   check(!j.is_discarded(), "malformed JSON in the inference request body");
   check(j.is_object(), "the inference request must be a JSON object with an 'inputs' array");

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "server/protocol.hpp"
@@ -124,14 +122,7 @@ std::map<std::string, std::shared_ptr<LoadedModel>> Repository::open_versions(
   fs::path dir = fs::path(options_.repository_dir) / name;
   if (!fs::is_directory(dir))
     throw NotFound("no model '" + name + "' in the repository " + options_.repository_dir);
-  ModelConfig config = options_.defaults;
-  fs::path config_path = dir / "config.json";
-  if (fs::exists(config_path)) {
-    std::ifstream f(config_path);
-    nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
-    check(!j.is_discarded(), config_path.string() + ": malformed JSON");
-    config = parse_model_config(j, options_.defaults, config_path.string());
-  }
+  ModelConfig config = load_model_config(dir.string(), options_.defaults);
   for (const auto& e : fs::directory_iterator(dir)) {
     std::string v = e.path().filename().string();
     if (!e.is_directory() || !is_version_string(v)) continue;
