@@ -44,10 +44,12 @@ def run_wrk(url, body_file, connections, seconds):
                           "--latency", "-s", LUA, url], env=dict(os.environ, KPT_BODY=body_file),
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    if not re.search(r"50%\s+(\S+)", out):
+    # Lines of wrk's "Latency Distribution" block, not the "+/- Stdev" column of its stats.
+    p50_line = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    if not p50_line:
         raise RuntimeError("wrk reported no latency distribution (no request completed?):\n" + out)
-    p50 = parse_ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = parse_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = parse_ms(p50_line.group(1))
+    p99 = parse_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors += int(m.group(1)) if m else 0

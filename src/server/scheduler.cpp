@@ -14,6 +14,11 @@ uint64_t micros(Clock::duration d) {
       std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
 }
 
+uint64_t nanos(Clock::duration d) {
+  return static_cast<uint64_t>(
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+}
+
 }  // namespace
 
 Scheduler::Scheduler(std::vector<std::shared_ptr<const Session>> instances,
@@ -68,7 +73,7 @@ bool Scheduler::inline_allowed() const {
   return !config_.dynamic_batching && average >= 0 && average < kInlineMaxNs;
 }
 
-void Scheduler::record_execution(Clock::duration d) {
+void Scheduler::note_execution_time(Clock::duration d) {
   int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
   int64_t average = average_exec_ns_.load(std::memory_order_relaxed);
   // Racy read-modify-write by concurrent instances only blurs the average a little.
@@ -147,7 +152,7 @@ void Scheduler::execute(const Session& session, std::vector<std::unique_ptr<Infe
   // Requests whose client left or whose time ran out are answered without running.
   std::vector<std::unique_ptr<InferJob>> live;
   for (auto& job : jobs) {
-    metrics_->queue_duration_us.fetch_add(micros(start - job->enqueued));
+    metrics_->queue_duration_ns.fetch_add(nanos(start - job->enqueued));
     metrics_->queue_latency_seconds.observe(
         std::chrono::duration<double>(start - job->enqueued).count());
     if (job->cancelled && job->cancelled->load()) {
@@ -174,11 +179,8 @@ void Scheduler::execute(const Session& session, std::vector<std::unique_ptr<Infe
       r.error = e.what();
     }
     Clock::duration took = Clock::now() - t0;
-    record_execution(took);
-    metrics_->compute_infer_duration_us.fetch_add(micros(took));
-    metrics_->exec_count.fetch_add(1);
-    metrics_->inference_count.fetch_add(static_cast<uint64_t>(std::max<int64_t>(1, job.batch)));
-    metrics_->batch_size.observe(static_cast<double>(std::max<int64_t>(1, job.batch)));
+    note_execution_time(took);
+    metrics_->record_execution(std::max<int64_t>(1, job.batch), 1, 0, nanos(took), 0);
     job.done(std::move(r));
   };
   if (live.size() == 1) {
@@ -207,19 +209,15 @@ void Scheduler::execute(const Session& session, std::vector<std::unique_ptr<Infe
       for (const auto& out : outputs) split[k].push_back(slice_rows(out, row, live[k]->batch));
       row += live[k]->batch;
     }
-    metrics_->compute_input_duration_us.fetch_add(micros(t1 - t0));
-    metrics_->compute_infer_duration_us.fetch_add(micros(t2 - t1));
-    record_execution(t2 - t1);
-    metrics_->compute_output_duration_us.fetch_add(micros(Clock::now() - t2));
+    note_execution_time(t2 - t1);
+    metrics_->record_execution(total, live.size(), nanos(t1 - t0), nanos(t2 - t1),
+                               nanos(Clock::now() - t2));
   } catch (const std::exception&) {
     // One bad request (or a model whose outputs do not follow dim 0) must not fail the
     // others: run each alone, so each gets its own result or error.
     for (auto& job : live) run_one(*job);
     return;
   }
-  metrics_->exec_count.fetch_add(1);
-  metrics_->inference_count.fetch_add(static_cast<uint64_t>(total));
-  metrics_->batch_size.observe(static_cast<double>(total));
   for (size_t k = 0; k < live.size(); ++k) live[k]->done({200, "", std::move(split[k])});
 }
 

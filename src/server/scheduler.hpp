@@ -64,7 +64,7 @@ class Scheduler {
   void execute(const Session& session, std::vector<std::unique_ptr<InferJob>> jobs);
   bool is_preferred(int64_t total) const;
   bool inline_allowed() const;
-  void record_execution(Clock::duration d);
+  void note_execution_time(Clock::duration d);
 
   std::vector<std::shared_ptr<const Session>> instances_;
   ModelConfig config_;

@@ -77,6 +77,35 @@ std::vector<std::string> split_path(const std::string& target) {
   return parts;
 }
 
+// Triton's statistics extension layout for one model version; durations in nanoseconds.
+json model_statistics(const LoadedModel& m) {
+  const ModelMetrics& s = *m.metrics;
+  auto duration = [](uint64_t count, uint64_t ns) { return json{{"count", count}, {"ns", ns}}; };
+  auto [executions, inferences] = s.execution_and_inference_counts();
+  json batches = json::array();
+  for (const auto& [size, b] : s.batch_stats())
+    batches.push_back({{"batch_size", size},
+                       {"compute_input", duration(b.executions, b.compute_input_ns)},
+                       {"compute_infer", duration(b.executions, b.compute_infer_ns)},
+                       {"compute_output", duration(b.executions, b.compute_output_ns)}});
+  uint64_t executed = s.executed_requests.load();
+  return {{"name", m.name},
+          {"version", m.version},
+          {"last_inference", s.last_inference_ms.load()},
+          {"inference_count", inferences},
+          {"execution_count", executions},
+          {"inference_stats",
+           {{"success", duration(s.request_success.load(), s.success_duration_ns.load())},
+            {"fail", duration(s.request_failure.load(), s.failure_duration_ns.load())},
+            {"queue", duration(s.queue_latency_seconds.count(), s.queue_duration_ns.load())},
+            {"compute_input", duration(executed, s.compute_input_ns.load())},
+            {"compute_infer", duration(executed, s.compute_infer_ns.load())},
+            {"compute_output", duration(executed, s.compute_output_ns.load())},
+            {"cache_hit", duration(0, 0)},
+            {"cache_miss", duration(0, 0)}}},
+          {"batch_stats", batches}};
+}
+
 json tensor_metadata(const IoInfo& info) {
   json shape = json::array();
   if (info.has_shape)
@@ -211,7 +240,22 @@ void Service::route(HttpRequest& request, const Responder& respond) {
     return respond(json_response(
         200, {{"name", "kpt"},
               {"version", "0.1.0"},
-              {"extensions", {"binary_tensor_data", "model_repository", "model_configuration"}}}));
+              {"extensions",
+               {"binary_tensor_data", "model_repository", "model_configuration", "statistics"}}}));
+  }
+  // Statistics of every loaded model (Triton's route: it shadows a model named "stats").
+  if (parts.size() == 3 && parts[0] == "v2" && parts[1] == "models" && parts[2] == "stats") {
+    if (!want("GET")) return;
+    json stats = json::array();
+    for (const auto& state : repository_.index()) {
+      if (state.state != "READY") continue;
+      try {
+        stats.push_back(model_statistics(*repository_.find(state.name, state.version)));
+      } catch (const NotFound&) {
+        // unloaded since the index was taken
+      }
+    }
+    return respond(json_response(200, {{"model_stats", stats}}));
   }
   if (parts.size() >= 3 && parts[0] == "v2" && parts[1] == "models") {
     const std::string& name = parts[2];
@@ -243,6 +287,21 @@ void Service::route(HttpRequest& request, const Responder& respond) {
                                          {"outputs", outputs}}));
     }
     if (action == "ready") return respond(HttpResponse{200, "text/plain", "", {}});
+    if (action == "stats") {
+      json stats = json::array();
+      if (!version.empty()) {
+        stats.push_back(model_statistics(*m));
+      } else {
+        for (const auto& v : repository_.versions(name)) {
+          try {
+            stats.push_back(model_statistics(*repository_.find(name, v)));
+          } catch (const NotFound&) {
+            // unloaded meanwhile
+          }
+        }
+      }
+      return respond(json_response(200, {{"model_stats", stats}}));
+    }
     if (action == "config") {
       json c = model_config_to_json(m->config);
       c["name"] = m->name;
@@ -317,6 +376,8 @@ void Service::infer(const std::string& name, const std::string& version, HttpReq
   auto metrics = m->metrics;
   auto fail_request = [&](int status, const std::string& message) {
     metrics->request_failure.fetch_add(1);
+    metrics->failure_duration_ns.fetch_add(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - arrived).count()));
     respond(error_response(status, message));
   };
   if (!request.inference_header_error.empty())
@@ -359,13 +420,16 @@ void Service::infer(const std::string& name, const std::string& version, HttpReq
         r.error = std::string("cannot encode the outputs: ") + e.what();
       }
     }
-    double seconds = std::chrono::duration<double>(Clock::now() - arrived).count();
-    metrics->request_duration_us.fetch_add(static_cast<uint64_t>(seconds * 1e6));
-    metrics->request_latency_seconds.observe(seconds);
+    Clock::duration took = Clock::now() - arrived;
+    auto ns =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+    metrics->request_latency_seconds.observe(std::chrono::duration<double>(took).count());
     if (r.status == 200) {
       metrics->request_success.fetch_add(1);
+      metrics->success_duration_ns.fetch_add(ns);
     } else {
       metrics->request_failure.fetch_add(1);
+      metrics->failure_duration_ns.fetch_add(ns);
       resp = error_response(r.status, "model '" + model + "': " + r.error);
     }
     respond(std::move(resp));
