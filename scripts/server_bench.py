@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Benchmarks `kpt serve`: requests/s and p50/p99 latency with wrk at several concurrencies,
 without and with dynamic batching, next to the raw Session rate from `kpt bench` (the
-server's overhead). Prints a Markdown table; numbers depend on the machine and its load.
+server's overhead). Prints a Markdown table with the rows per execution and the share of the
+batcher's concatenation and split in the compute time (from the statistics endpoint), and the
+batching speed-up; numbers depend on the machine and its load.
 
 Usage:
   server_bench.py --kpt build/kpt --model M.onnx --input NAME=DIMS [--input ...]
@@ -58,6 +60,18 @@ def run_wrk(url, body_file, connections, seconds):
     return rps, p50, p99, errors
 
 
+def execution_totals(srv):
+    """(executions, rows, compute ns, concat + split ns) of model m, from the statistics endpoint."""
+    status, _, body = srv.request("GET", "/v2/models/m/stats")
+    if status != 200:  # a server without the statistics extension
+        return None
+    stats = json.loads(body)["model_stats"][0]
+    inf = stats["inference_stats"]
+    concat_split = sum(b["compute_input"]["ns"] + b["compute_output"]["ns"] for b in stats["batch_stats"])
+    infer = sum(b["compute_infer"]["ns"] for b in stats["batch_stats"])
+    return stats["execution_count"], stats["inference_count"], infer, concat_split
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kpt", required=True)
@@ -105,19 +119,34 @@ def main():
                 url = f"http://127.0.0.1:{srv.port}/v2/models/m/infer"
                 run_wrk(url, body_file, 1, 3)  # warm-up (long enough for a slow model to answer)
                 for c in levels:
+                    before = execution_totals(srv)
                     rps, p50, p99, errors = run_wrk(url, body_file, c, args.seconds)
-                    rows.append((label, c, rps, p50, p99, errors))
+                    # Requests still running when wrk stops finish before the totals are read.
+                    time.sleep(0.2)
+                    after = execution_totals(srv)
+                    per_exec = concat_share = float("nan")
+                    if before and after:
+                        execs, rows_run, infer_ns, concat_ns = (a - b for a, b in zip(after, before))
+                        per_exec = rows_run / max(execs, 1)
+                        concat_share = 100 * concat_ns / max(infer_ns, 1)
+                    rows.append((label, c, rps, p50, p99, errors, per_exec, concat_share))
                     print(f"{label}, concurrency {c}: {rps:.1f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
-                          f"errors {errors}", file=sys.stderr)
+                          f"errors {errors}, {per_exec:.1f} rows per execution, concat+split "
+                          f"{concat_share:.2f}% of compute", file=sys.stderr)
             finally:
                 srv.stop()
     print(f"Model `{args.model}`, inputs {' '.join(args.input) or 'as declared'}, wrk {args.seconds} s per row.\n")
     print(f"Raw `Session` (`kpt bench`, {args.raw_iterations} runs): p50 {raw['latency_ms']['p50']:.3f} ms, "
           f"p99 {raw['latency_ms']['p99']:.3f} ms, {raw['throughput_per_s']:.1f} runs/s\n")
-    print("| server | concurrency | requests/s | p50 ms | p99 ms | errors |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for label, c, rps, p50, p99, errors in rows:
-        print(f"| {label} | {c} | {rps:.1f} | {p50:.3f} | {p99:.3f} | {errors} |")
+    print("| server | concurrency | requests/s | p50 ms | p99 ms | errors | rows/execution | concat+split |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, c, rps, p50, p99, errors, per_exec, concat_share in rows:
+        print(f"| {label} | {c} | {rps:.1f} | {p50:.3f} | {p99:.3f} | {errors} | {per_exec:.1f} | "
+              f"{concat_share:.2f}% |")
+    base = {r[1]: r[2] for r in rows if r[0] == "no batching"}
+    for label, c, rps, *_ in rows:
+        if label != "no batching" and base.get(c):
+            print(f"\nDynamic batching at concurrency {c}: {rps / base[c]:.2f}x the requests/s of no batching")
     one = [r for r in rows if r[1] == 1 and r[0] == "no batching"]
     if one:
         over = one[0][3] - raw["latency_ms"]["p50"]
