@@ -8,7 +8,7 @@ batching speed-up; numbers depend on the machine and its load.
 Usage:
   server_bench.py --kpt build/kpt --model M.onnx --input NAME=DIMS [--input ...]
                   [--concurrency 1,16,64] [--seconds 10] [--max-batch-size 16]
-                  [--batch-delay-us 2000] [--no-batching-only]
+                  [--batch-delay-us 2000] [--no-batching-only] [--warmup-seconds 3]
 Inputs are random (ints in [0, 100) for integer inputs, so token ids stay in range);
 outputs are asked for as binary tensors so that response encoding does not dominate.
 """
@@ -83,6 +83,7 @@ def main():
     ap.add_argument("--batch-delay-us", type=int, default=2000)
     ap.add_argument("--no-batching-only", action="store_true")
     ap.add_argument("--raw-iterations", type=int, default=50)
+    ap.add_argument("--warmup-seconds", type=int, default=3)
     args = ap.parse_args()
     kpt = os.path.abspath(args.kpt)
     shapes = {s.split("=")[0]: [int(d) for d in s.split("=")[1].split("x")] for s in args.input}
@@ -119,6 +120,9 @@ def main():
                 url = f"http://127.0.0.1:{srv.port}/v2/models/m/infer"
                 run_wrk(url, body_file, 1, 3)  # warm-up (long enough for a slow model to answer)
                 for c in levels:
+                    # Warm-up at this concurrency too: the batch sizes it forms are new shapes,
+                    # planned (arena, primitives) on their first run.
+                    run_wrk(url, body_file, c, args.warmup_seconds)
                     before = execution_totals(srv)
                     rps, p50, p99, errors = run_wrk(url, body_file, c, args.seconds)
                     # Requests still running when wrk stops finish before the totals are read.
