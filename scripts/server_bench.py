@@ -8,7 +8,7 @@ batching speed-up; numbers depend on the machine and its load.
 Usage:
   server_bench.py --kpt build/kpt --model M.onnx --input NAME=DIMS [--input ...]
                   [--concurrency 1,16,64] [--seconds 10] [--max-batch-size 16]
-                  [--batch-delay-us 2000] [--no-batching-only] [--warmup-seconds 3]
+                  [--batch-delay-us 2000] [--no-batching-only] [--warmup-seconds 3] [--rounds 1]
 Inputs are random (ints in [0, 100) for integer inputs, so token ids stay in range);
 outputs are asked for as binary tensors so that response encoding does not dominate.
 """
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,7 @@ def main():
     ap.add_argument("--no-batching-only", action="store_true")
     ap.add_argument("--raw-iterations", type=int, default=50)
     ap.add_argument("--warmup-seconds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved measurements per configuration")
     args = ap.parse_args()
     kpt = os.path.abspath(args.kpt)
     shapes = {s.split("=")[0]: [int(d) for d in s.split("=")[1].split("x")] for s in args.input}
@@ -101,45 +103,61 @@ def main():
             configs.append((f"dynamic batching (max {args.max_batch_size}, delay {args.batch_delay_us} us)",
                             ["--max-batch-size", str(args.max_batch_size), "--dynamic-batching",
                              "--batch-delay-us", str(args.batch_delay_us)]))
-        for label, flags in configs:
-            srv = Server(kpt, [args.model, "--model-name", "m"] + flags)
-            try:
-                status, _, meta = srv.request("GET", "/v2/models/m")
-                meta = json.loads(meta)
-                rng = np.random.default_rng(0)
-                inputs = []
-                for i in meta["inputs"]:
-                    dims = shapes.get(i["name"]) or [d if d >= 0 else 1 for d in i["shape"]]
-                    dt = NUMPY[i["datatype"]]
-                    data = rng.integers(0, 100, dims) if np.issubdtype(dt, np.integer) else rng.standard_normal(dims)
-                    inputs.append({"name": i["name"], "shape": dims, "datatype": i["datatype"],
-                                   "data": np.asarray(data, dtype=dt).flatten().tolist()})
-                body_file = os.path.join(tmp, "body.json")
-                with open(body_file, "w") as f:
-                    json.dump({"inputs": inputs, "parameters": {"binary_data_output": True}}, f)
-                url = f"http://127.0.0.1:{srv.port}/v2/models/m/infer"
-                run_wrk(url, body_file, 1, 3)  # warm-up (long enough for a slow model to answer)
-                for c in levels:
-                    # Warm-up at this concurrency too: the batch sizes it forms are new shapes,
-                    # planned (arena, primitives) on their first run.
-                    run_wrk(url, body_file, c, args.warmup_seconds)
-                    before = execution_totals(srv)
-                    rps, p50, p99, errors = run_wrk(url, body_file, c, args.seconds)
-                    # Requests still running when wrk stops finish before the totals are read.
-                    time.sleep(0.2)
-                    after = execution_totals(srv)
+        # Every configuration's server runs from the start and their measurements alternate
+        # round by round, so that a machine whose load drifts treats them alike; an idle
+        # server costs nothing.
+        servers = {}
+        try:
+            for label, flags in configs:
+                servers[label] = Server(kpt, [args.model, "--model-name", "m"] + flags)
+            srv = servers[configs[0][0]]
+            status, _, meta = srv.request("GET", "/v2/models/m")
+            meta = json.loads(meta)
+            rng = np.random.default_rng(0)
+            inputs = []
+            for i in meta["inputs"]:
+                dims = shapes.get(i["name"]) or [d if d >= 0 else 1 for d in i["shape"]]
+                dt = NUMPY[i["datatype"]]
+                data = rng.integers(0, 100, dims) if np.issubdtype(dt, np.integer) else rng.standard_normal(dims)
+                inputs.append({"name": i["name"], "shape": dims, "datatype": i["datatype"],
+                               "data": np.asarray(data, dtype=dt).flatten().tolist()})
+            body_file = os.path.join(tmp, "body.json")
+            with open(body_file, "w") as f:
+                json.dump({"inputs": inputs, "parameters": {"binary_data_output": True}}, f)
+            url = {label: f"http://127.0.0.1:{srv.port}/v2/models/m/infer" for label, srv in servers.items()}
+            for label in servers:
+                run_wrk(url[label], body_file, 1, 3)  # warm-up (long enough for a slow model to answer)
+            for c in levels:
+                # Warm-up at this concurrency too: the batch sizes it forms are new shapes,
+                # planned (arena, primitives) on their first run.
+                for label in servers:
+                    run_wrk(url[label], body_file, c, args.warmup_seconds)
+                runs = {label: [] for label in servers}
+                for _ in range(args.rounds):
+                    for label, srv in servers.items():
+                        before = execution_totals(srv)
+                        rps, p50, p99, errors = run_wrk(url[label], body_file, c, args.seconds)
+                        # Requests still running when wrk stops finish before the totals are read.
+                        time.sleep(0.2)
+                        after = execution_totals(srv)
+                        totals = [a - b for a, b in zip(after, before)] if before and after else None
+                        runs[label].append((rps, p50, p99, errors, totals))
+                        print(f"{label}, concurrency {c}: {rps:.1f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
+                              f"errors {errors}", file=sys.stderr)
+                for label, rs in runs.items():
+                    median = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
                     per_exec = concat_share = float("nan")
-                    if before and after:
-                        execs, rows_run, infer_ns, concat_ns = (a - b for a, b in zip(after, before))
+                    if all(r[4] for r in rs):
+                        execs, rows_run, infer_ns, concat_ns = (sum(r[4][k] for r in rs) for k in range(4))
                         per_exec = rows_run / max(execs, 1)
                         concat_share = 100 * concat_ns / max(infer_ns, 1)
-                    rows.append((label, c, rps, p50, p99, errors, per_exec, concat_share))
-                    print(f"{label}, concurrency {c}: {rps:.1f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
-                          f"errors {errors}, {per_exec:.1f} rows per execution, concat+split "
-                          f"{concat_share:.2f}% of compute", file=sys.stderr)
-            finally:
+                    rows.append((label, c, median(0), median(1), median(2), sum(r[3] for r in rs), per_exec,
+                                 concat_share))
+        finally:
+            for srv in servers.values():
                 srv.stop()
-    print(f"Model `{args.model}`, inputs {' '.join(args.input) or 'as declared'}, wrk {args.seconds} s per row.\n")
+    print(f"Model `{args.model}`, inputs {' '.join(args.input) or 'as declared'}, wrk {args.seconds} s per run, "
+          f"{args.rounds} interleaved round(s): medians of requests/s, p50 and p99; errors summed.\n")
     print(f"Raw `Session` (`kpt bench`, {args.raw_iterations} runs): p50 {raw['latency_ms']['p50']:.3f} ms, "
           f"p99 {raw['latency_ms']['p99']:.3f} ms, {raw['throughput_per_s']:.1f} runs/s\n")
     print("| server | concurrency | requests/s | p50 ms | p99 ms | errors | rows/execution | concat+split |")
