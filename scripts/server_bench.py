@@ -9,6 +9,7 @@ Usage:
   server_bench.py --kpt build/kpt --model M.onnx --input NAME=DIMS [--input ...]
                   [--concurrency 1,16,64] [--seconds 10] [--max-batch-size 16]
                   [--batch-delay-us 2000] [--no-batching-only] [--warmup-seconds 3] [--rounds 1]
+                  [--threads-per-instance N]
 Inputs are random (ints in [0, 100) for integer inputs, so token ids stay in range);
 outputs are asked for as binary tensors so that response encoding does not dominate.
 """
@@ -86,6 +87,7 @@ def main():
     ap.add_argument("--raw-iterations", type=int, default=50)
     ap.add_argument("--warmup-seconds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=1, help="interleaved measurements per configuration")
+    ap.add_argument("--threads-per-instance", type=int, default=0, help="passed to every server (0: its default)")
     args = ap.parse_args()
     kpt = os.path.abspath(args.kpt)
     shapes = {s.split("=")[0]: [int(d) for d in s.split("=")[1].split("x")] for s in args.input}
@@ -109,7 +111,8 @@ def main():
         servers = {}
         try:
             for label, flags in configs:
-                servers[label] = Server(kpt, [args.model, "--model-name", "m"] + flags)
+                threads = ["--threads-per-instance", str(args.threads_per_instance)] if args.threads_per_instance else []
+                servers[label] = Server(kpt, [args.model, "--model-name", "m"] + flags + threads)
             srv = servers[configs[0][0]]
             status, _, meta = srv.request("GET", "/v2/models/m")
             meta = json.loads(meta)
