@@ -96,7 +96,9 @@ std::shared_ptr<LoadedModel> Repository::open_model(const std::string& name,
   m->outputs = sessions[0]->outputs();
   apply_descriptions(m->inputs, config.inputs, config.max_batch_size, where + " config input");
   apply_descriptions(m->outputs, config.outputs, config.max_batch_size, where + " config output");
-  for (const auto& o : m->outputs) m->output_names.push_back(o.name);
+  auto names = std::make_shared<std::vector<std::string>>();
+  for (const auto& o : m->outputs) names->push_back(o.name);
+  m->output_names = std::move(names);
   if (config.max_batch_size > 0) {
     for (const auto& in : m->inputs)
       check(in.kind == "tensor" && (!in.has_shape || (!in.dims.empty() && in.dims[0] < 0)),

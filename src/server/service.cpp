@@ -158,10 +158,10 @@ int64_t validate_inputs(const LoadedModel& m, const InferRequest& req) {
   }
   for (const auto& ro : req.outputs) {
     bool known = false;
-    for (const auto& n : m.output_names) known = known || n == ro.name;
+    for (const auto& n : *m.output_names) known = known || n == ro.name;
     if (!known) {
       std::string list;
-      for (const auto& n : m.output_names) list += (list.empty() ? "" : ", ") + n;
+      for (const auto& n : *m.output_names) list += (list.empty() ? "" : ", ") + n;
       fail("unknown output '" + ro.name.substr(0, 100) + "' requested (outputs: " + list + ")");
     }
   }
@@ -408,7 +408,7 @@ void Service::infer(const std::string& name, const std::string& version, HttpReq
     HttpResponse resp;
     if (r.status == 200) {
       try {
-        auto enc = encode_infer_response(model, ver, req->id, names, r.outputs, *req);
+        auto enc = encode_infer_response(model, ver, req->id, *names, r.outputs, *req);
         resp.body = std::move(enc.body);
         if (enc.header_length) {
           resp.content_type = "application/octet-stream";
