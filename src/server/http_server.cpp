@@ -126,6 +126,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     busy_ = true;
     keep_alive_ = req.keep_alive();
     http_10_ = req.version() == 10;
+    head_request_ = req.method() == http::verb::head;
     HttpRequest r;
     r.method = std::string(req.method_string());
     r.target = std::string(req.target());
@@ -218,7 +219,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     head_ += "\r\n\r\n";
     body_ = std::move(resp.body);
     stream_.expires_after(std::chrono::seconds(30));  // a client that never reads cannot hold us
-    std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(body_)};
+    // A HEAD answer has the headers of the GET answer and no body.
+    std::array<net::const_buffer, 2> buffers{
+        net::buffer(head_), head_request_ ? net::const_buffer() : net::buffer(body_)};
     net::async_write(stream_, buffers,
                      beast::bind_front_handler(&Connection::on_write, shared_from_this()));
   }
@@ -272,7 +275,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string head_, body_;  // the response being written
   std::shared_ptr<HttpServer::Impl> server_;
   std::shared_ptr<std::atomic<bool>> cancelled_;
-  bool busy_ = false, keep_alive_ = true, close_after_ = false, http_10_ = false;
+  bool busy_ = false, keep_alive_ = true, close_after_ = false, http_10_ = false,
+       head_request_ = false;
   bool responded_ = false, watching_ = false, drain_before_close_ = false;
   size_t drain_left_ = 0;
   // Read by the draining thread: a closed connection has nothing left in flight even while a
