@@ -38,6 +38,7 @@ class Reader {
     skip_space();
     return p_ == end_;
   }
+  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
 
   // A string without escapes, control characters or non-ASCII bytes (the others go to nlohmann,
   // which unescapes and validates UTF-8).
@@ -263,6 +264,9 @@ void read_input(Reader& r, InferRequest& req, std::string_view binary, bool has_
       dims = std::move(d);
     } else if (key == "data") {
       if (!dtype || !dims) throw GiveUp{};
+      // Every element takes at least one character: a shape the body cannot hold must not
+      // size an allocation (the DOM parser then reports the count).
+      if (static_cast<size_t>(element_count(*dims)) > r.remaining()) throw GiveUp{};
       tensor =
           *dtype == DType::String ? Tensor(*dtype, *dims) : Tensor::uninitialized(*dtype, *dims);
       DataReader(r, *tensor).read();

@@ -104,6 +104,8 @@ TEST(ServerInferJson, FastReaderGivesUpOutsideItsForm) {
       R"({"id":"x"})",
       R"({"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":[1]}],"parameters":{"x":1}})",
       R"({"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":[1]})",  // unterminated
+      // A shape the body cannot hold: no allocation sized by it.
+      R"({"inputs":[{"name":"a","shape":[4000000000],"datatype":"FP32","data":[1]}]})",
   };
   for (const char* body : bodies)
     EXPECT_FALSE(read_infer_request_fast(body, {}, false).has_value()) << body;
