@@ -147,12 +147,13 @@ class DataReader {
   }
 
  private:
-  void array() {
+  void array(int depth = 0) {
+    if (depth >= 32) throw GiveUp{};  // the DOM parser words the error
     r_.expect('[');
     if (r_.consume(']')) return;
     do {
       if (r_.next_is('[')) {
-        array();
+        array(depth + 1);
       } else {
         if (i_ >= n_) throw GiveUp{};
         element(i_++);

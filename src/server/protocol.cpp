@@ -24,9 +24,15 @@ constexpr DatatypeName kDatatypes[] = {
     {DType::BF16, "BF16"},  {DType::String, "BYTES"}};
 
 // Flattens nested arrays (the protocol allows both flat and nested "data") in row-major order.
-void flatten(const json& j, std::vector<const json*>& out) {
+// Nesting deeper than any tensor's rank is refused before it can exhaust the stack.
+constexpr int kMaxDataNesting = 32;
+
+void flatten(const json& j, std::vector<const json*>& out, const std::string& where,
+             int depth = 0) {
   if (j.is_array()) {
-    for (const auto& e : j) flatten(e, out);
+    check(depth < kMaxDataNesting, where + ": 'data' nests arrays deeper than " +
+                                       std::to_string(kMaxDataNesting) + " levels");
+    for (const auto& e : j) flatten(e, out, where, depth + 1);
   } else {
     out.push_back(&j);
   }
@@ -61,7 +67,7 @@ double number_at(const json& v, size_t i, const std::string& where) {
 
 Tensor tensor_from_json(DType dtype, const Dims& dims, const json& data, const std::string& where) {
   std::vector<const json*> items;
-  flatten(data, items);
+  flatten(data, items, where);
   int64_t n = element_count(dims);
   check(static_cast<int64_t>(items.size()) == n,
         where + ": 'data' holds " + std::to_string(items.size()) + " elements, shape " +

@@ -125,6 +125,15 @@ TEST(ServerInferJson, ParseFallsBackToTheDomForItsMessages) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("holds 1 elements"), std::string::npos) << e.what();
   }
+  // Deep nesting is refused by both, without recursing a million levels.
+  std::string deep = R"({"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":)" +
+                     std::string(1000000, '[') + "1" + std::string(1000000, ']') + "}]}";
+  try {
+    parse_infer_request(deep, std::nullopt);
+    FAIL() << "nesting a million levels deep was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("deeper than 32 levels"), std::string::npos) << e.what();
+  }
   // Escapes are valid JSON: the DOM reads them.
   auto r = parse_infer_request(
       R"({"inputs":[{"name":"a\u0062","shape":[1],"datatype":"FP32","data":[2]}]})", std::nullopt);
