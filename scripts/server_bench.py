@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Benchmarks `kpt serve`: requests/s and p50/p99 latency with wrk at several concurrencies,
 without and with dynamic batching, next to the raw Session rate from `kpt bench` (the
-server's overhead). Prints a Markdown table; numbers depend on the machine and its load.
+server's overhead). Prints a Markdown table with the rows per execution and the share of the
+batcher's concatenation and split in the compute time (from the statistics endpoint), and the
+batching speed-up; numbers depend on the machine and its load.
 
 Usage:
   server_bench.py --kpt build/kpt --model M.onnx --input NAME=DIMS [--input ...]
                   [--concurrency 1,16,64] [--seconds 10] [--max-batch-size 16]
-                  [--batch-delay-us 2000] [--no-batching-only]
+                  [--batch-delay-us 2000] [--no-batching-only] [--warmup-seconds 3] [--rounds 1]
+                  [--threads-per-instance N]
 Inputs are random (ints in [0, 100) for integer inputs, so token ids stay in range);
 outputs are asked for as binary tensors so that response encoding does not dominate.
 """
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,16 +48,30 @@ def run_wrk(url, body_file, connections, seconds):
                           "--latency", "-s", LUA, url], env=dict(os.environ, KPT_BODY=body_file),
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    if not re.search(r"50%\s+(\S+)", out):
+    # Lines of wrk's "Latency Distribution" block, not the "+/- Stdev" column of its stats.
+    p50_line = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    if not p50_line:
         raise RuntimeError("wrk reported no latency distribution (no request completed?):\n" + out)
-    p50 = parse_ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = parse_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = parse_ms(p50_line.group(1))
+    p99 = parse_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors += int(m.group(1)) if m else 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors += sum(int(x) for x in m.groups()) if m else 0
     return rps, p50, p99, errors
+
+
+def execution_totals(srv):
+    """(executions, rows, compute ns, concat + split ns) of model m, from the statistics endpoint."""
+    status, _, body = srv.request("GET", "/v2/models/m/stats")
+    if status != 200:  # a server without the statistics extension
+        return None
+    stats = json.loads(body)["model_stats"][0]
+    inf = stats["inference_stats"]
+    concat_split = sum(b["compute_input"]["ns"] + b["compute_output"]["ns"] for b in stats["batch_stats"])
+    infer = sum(b["compute_infer"]["ns"] for b in stats["batch_stats"])
+    return stats["execution_count"], stats["inference_count"], infer, concat_split
 
 
 def main():
@@ -67,6 +85,9 @@ def main():
     ap.add_argument("--batch-delay-us", type=int, default=2000)
     ap.add_argument("--no-batching-only", action="store_true")
     ap.add_argument("--raw-iterations", type=int, default=50)
+    ap.add_argument("--warmup-seconds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved measurements per configuration")
+    ap.add_argument("--threads-per-instance", type=int, default=0, help="passed to every server (0: its default)")
     args = ap.parse_args()
     kpt = os.path.abspath(args.kpt)
     shapes = {s.split("=")[0]: [int(d) for d in s.split("=")[1].split("x")] for s in args.input}
@@ -84,38 +105,73 @@ def main():
             configs.append((f"dynamic batching (max {args.max_batch_size}, delay {args.batch_delay_us} us)",
                             ["--max-batch-size", str(args.max_batch_size), "--dynamic-batching",
                              "--batch-delay-us", str(args.batch_delay_us)]))
-        for label, flags in configs:
-            srv = Server(kpt, [args.model, "--model-name", "m"] + flags)
-            try:
-                status, _, meta = srv.request("GET", "/v2/models/m")
-                meta = json.loads(meta)
-                rng = np.random.default_rng(0)
-                inputs = []
-                for i in meta["inputs"]:
-                    dims = shapes.get(i["name"]) or [d if d >= 0 else 1 for d in i["shape"]]
-                    dt = NUMPY[i["datatype"]]
-                    data = rng.integers(0, 100, dims) if np.issubdtype(dt, np.integer) else rng.standard_normal(dims)
-                    inputs.append({"name": i["name"], "shape": dims, "datatype": i["datatype"],
-                                   "data": np.asarray(data, dtype=dt).flatten().tolist()})
-                body_file = os.path.join(tmp, "body.json")
-                with open(body_file, "w") as f:
-                    json.dump({"inputs": inputs, "parameters": {"binary_data_output": True}}, f)
-                url = f"http://127.0.0.1:{srv.port}/v2/models/m/infer"
-                run_wrk(url, body_file, 1, 3)  # warm-up (long enough for a slow model to answer)
-                for c in levels:
-                    rps, p50, p99, errors = run_wrk(url, body_file, c, args.seconds)
-                    rows.append((label, c, rps, p50, p99, errors))
-                    print(f"{label}, concurrency {c}: {rps:.1f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
-                          f"errors {errors}", file=sys.stderr)
-            finally:
+        # Every configuration's server runs from the start and their measurements alternate
+        # round by round, so that a machine whose load drifts treats them alike; an idle
+        # server costs nothing.
+        servers = {}
+        try:
+            for label, flags in configs:
+                threads = ["--threads-per-instance", str(args.threads_per_instance)] if args.threads_per_instance else []
+                servers[label] = Server(kpt, [args.model, "--model-name", "m"] + flags + threads)
+            srv = servers[configs[0][0]]
+            status, _, meta = srv.request("GET", "/v2/models/m")
+            meta = json.loads(meta)
+            rng = np.random.default_rng(0)
+            inputs = []
+            for i in meta["inputs"]:
+                dims = shapes.get(i["name"]) or [d if d >= 0 else 1 for d in i["shape"]]
+                dt = NUMPY[i["datatype"]]
+                data = rng.integers(0, 100, dims) if np.issubdtype(dt, np.integer) else rng.standard_normal(dims)
+                inputs.append({"name": i["name"], "shape": dims, "datatype": i["datatype"],
+                               "data": np.asarray(data, dtype=dt).flatten().tolist()})
+            body_file = os.path.join(tmp, "body.json")
+            with open(body_file, "w") as f:
+                json.dump({"inputs": inputs, "parameters": {"binary_data_output": True}}, f)
+            url = {label: f"http://127.0.0.1:{srv.port}/v2/models/m/infer" for label, srv in servers.items()}
+            for label in servers:
+                run_wrk(url[label], body_file, 1, 3)  # warm-up (long enough for a slow model to answer)
+            for c in levels:
+                # Warm-up at this concurrency too: the batch sizes it forms are new shapes,
+                # planned (arena, primitives) on their first run.
+                for label in servers:
+                    run_wrk(url[label], body_file, c, args.warmup_seconds)
+                runs = {label: [] for label in servers}
+                for _ in range(args.rounds):
+                    for label, srv in servers.items():
+                        before = execution_totals(srv)
+                        rps, p50, p99, errors = run_wrk(url[label], body_file, c, args.seconds)
+                        # Requests still running when wrk stops finish before the totals are read.
+                        time.sleep(0.2)
+                        after = execution_totals(srv)
+                        totals = [a - b for a, b in zip(after, before)] if before and after else None
+                        runs[label].append((rps, p50, p99, errors, totals))
+                        print(f"{label}, concurrency {c}: {rps:.1f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
+                              f"errors {errors}", file=sys.stderr)
+                for label, rs in runs.items():
+                    median = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+                    per_exec = concat_share = float("nan")
+                    if all(r[4] for r in rs):
+                        execs, rows_run, infer_ns, concat_ns = (sum(r[4][k] for r in rs) for k in range(4))
+                        per_exec = rows_run / max(execs, 1)
+                        concat_share = 100 * concat_ns / max(infer_ns, 1)
+                    rows.append((label, c, median(0), median(1), median(2), sum(r[3] for r in rs), per_exec,
+                                 concat_share))
+        finally:
+            for srv in servers.values():
                 srv.stop()
-    print(f"Model `{args.model}`, inputs {' '.join(args.input) or 'as declared'}, wrk {args.seconds} s per row.\n")
+    print(f"Model `{args.model}`, inputs {' '.join(args.input) or 'as declared'}, wrk {args.seconds} s per run, "
+          f"{args.rounds} interleaved round(s): medians of requests/s, p50 and p99; errors summed.\n")
     print(f"Raw `Session` (`kpt bench`, {args.raw_iterations} runs): p50 {raw['latency_ms']['p50']:.3f} ms, "
           f"p99 {raw['latency_ms']['p99']:.3f} ms, {raw['throughput_per_s']:.1f} runs/s\n")
-    print("| server | concurrency | requests/s | p50 ms | p99 ms | errors |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for label, c, rps, p50, p99, errors in rows:
-        print(f"| {label} | {c} | {rps:.1f} | {p50:.3f} | {p99:.3f} | {errors} |")
+    print("| server | concurrency | requests/s | p50 ms | p99 ms | errors | rows/execution | concat+split |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, c, rps, p50, p99, errors, per_exec, concat_share in rows:
+        print(f"| {label} | {c} | {rps:.1f} | {p50:.3f} | {p99:.3f} | {errors} | {per_exec:.1f} | "
+              f"{concat_share:.2f}% |")
+    base = {r[1]: r[2] for r in rows if r[0] == "no batching"}
+    for label, c, rps, *_ in rows:
+        if label != "no batching" and base.get(c):
+            print(f"\nDynamic batching at concurrency {c}: {rps / base[c]:.2f}x the requests/s of no batching")
     one = [r for r in rows if r[1] == 1 and r[0] == "no batching"]
     if one:
         over = one[0][3] - raw["latency_ms"]["p50"]

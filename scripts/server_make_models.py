@@ -5,6 +5,7 @@
   batch/1, 2       y = x * 2 (version 1) or x * 3 (version 2) over f32[N,4], dynamic batching
   slow/1           a chain of float64 MatMuls over f32[N,512] (reference kernels) that takes tens of ms, a queue of 2
   ints/1           z = a + b over int64[N] (dtype checks)
+  seqbatch/1       y = x * 3 over f32[N,L] with dynamic batching (requests of different L)
 
 Usage: server_make_models.py DIR [--slow-layers N]
 """
@@ -68,6 +69,13 @@ def main():
         [helper.make_tensor_value_info("y", f32, ["N", 512])],
         [numpy_helper.from_array(w, "w")]),
         {"max_queue_size": 2, "instance_count": 1})
+
+    save(os.path.join(d, "seqbatch"), 1, helper.make_graph(
+        [helper.make_node("Mul", ["x", "k"], ["y"])], "seqbatch",
+        [helper.make_tensor_value_info("x", f32, ["N", "L"])],
+        [helper.make_tensor_value_info("y", f32, ["N", "L"])],
+        [numpy_helper.from_array(np.array([3.0], dtype=np.float32), "k")]),
+        {"max_batch_size": 16, "dynamic_batching": {"max_queue_delay_microseconds": 50000}})
 
     i64 = TensorProto.INT64
     save(os.path.join(d, "ints"), 1, helper.make_graph(

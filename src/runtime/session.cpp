@@ -40,31 +40,30 @@ IoInfo io_info(const ir::ValueInfo& v) {
   return r;
 }
 
+// Runs on every inference: the messages are built only when a check fails.
 void check_input(const IoInfo& info, const Value& v) {
-  const std::string what = "input '" + info.name + "'";
+  auto what = [&] { return "input '" + info.name + "'"; };
   if (info.kind == "tensor") {
-    check(v.is_tensor(), what + ": expected a tensor");
+    if (!v.is_tensor()) fail(what() + ": expected a tensor");
   } else if (info.kind == "sequence") {
-    check(v.is_sequence(), what + ": expected a sequence of tensors");
+    if (!v.is_sequence()) fail(what() + ": expected a sequence of tensors");
     return;
   } else {
     return;
   }
   const Tensor& t = v.tensor;
-  check(info.dtype == DType::Undefined || t.dtype() == info.dtype,
-        what + ": expected element type " + std::string(dtype_name(info.dtype)) + ", got " +
-            std::string(dtype_name(t.dtype())));
+  if (info.dtype != DType::Undefined && t.dtype() != info.dtype)
+    fail(what() + ": expected element type " + std::string(dtype_name(info.dtype)) + ", got " +
+         std::string(dtype_name(t.dtype())));
   if (!info.has_shape) return;
-  check(t.rank() == info.dims.size(), [&] {
-    return what + ": expected rank " + std::to_string(info.dims.size()) + " (shape " +
-           dims_to_string(info.dims) + "), got shape " + dims_to_string(t.dims());
-  });
+  if (t.rank() != info.dims.size())
+    fail(what() + ": expected rank " + std::to_string(info.dims.size()) + " (shape " +
+         dims_to_string(info.dims) + "), got shape " + dims_to_string(t.dims()));
   for (size_t i = 0; i < info.dims.size(); ++i) {
-    check(info.dims[i] < 0 || info.dims[i] == t.dims()[i], [&] {
-      return what + ": dimension " + std::to_string(i) + " must be " +
-             std::to_string(info.dims[i]) + " (declared shape " + dims_to_string(info.dims) +
-             "), got shape " + dims_to_string(t.dims());
-    });
+    if (info.dims[i] >= 0 && info.dims[i] != t.dims()[i])
+      fail(what() + ": dimension " + std::to_string(i) + " must be " +
+           std::to_string(info.dims[i]) + " (declared shape " + dims_to_string(info.dims) +
+           "), got shape " + dims_to_string(t.dims()));
   }
 }
 

@@ -1,10 +1,15 @@
 #include "server/model_config.hpp"
 
+#include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "kpt/error.hpp"
 #include "server/protocol.hpp"
+#include "server/text_proto.hpp"
 
 namespace kpt::server {
 
@@ -106,8 +111,14 @@ ModelConfig parse_model_config(const nlohmann::json& j, const ModelConfig& defau
     check(g.is_array() && !g.empty(), where + ": 'instance_group' must be a non-empty array");
     int total = 0;
     for (const auto& e : g) {
-      check_keys(e, {"count", "kind"}, where + ": instance_group entry");
+      check_keys(e, {"count", "kind", "name"}, where + ": instance_group entry");
       total += e.contains("count") ? static_cast<int>(get_int(e, "count", where, 1)) : 1;
+      if (e.contains("kind")) {
+        // Instances are CPU sessions; a config asking for GPUs must not silently get CPUs.
+        bool cpu = e["kind"] == "KIND_CPU" || e["kind"] == "KIND_AUTO";
+        check(cpu, where + ": instance_group kind " + e["kind"].dump() +
+                       " is not served (expected KIND_CPU or KIND_AUTO)");
+      }
     }
     c.instance_count = total;
   }
@@ -136,6 +147,138 @@ nlohmann::json model_config_to_json(const ModelConfig& c) {
   j["instance_group"] =
       nlohmann::json::array({{{"count", c.instance_count}, {"kind", "KIND_CPU"}}});
   return j;
+}
+
+namespace {
+
+// The part of Triton's ModelConfig message that maps to ModelConfig, as a schema for the text
+// format: anything else is an error naming the field and its line.
+struct TextFieldSpec {
+  const char* name;
+  enum Kind { Int, String, Enum, Message } kind;
+  bool repeated;
+  const std::vector<TextFieldSpec>* message;
+};
+
+const std::vector<TextFieldSpec> kTensorSpec = {{"name", TextFieldSpec::String, false, nullptr},
+                                                {"data_type", TextFieldSpec::Enum, false, nullptr},
+                                                {"dims", TextFieldSpec::Int, true, nullptr}};
+const std::vector<TextFieldSpec> kQueuePolicySpec = {
+    {"max_queue_size", TextFieldSpec::Int, false, nullptr},
+    {"default_timeout_microseconds", TextFieldSpec::Int, false, nullptr}};
+const std::vector<TextFieldSpec> kDynamicBatchingSpec = {
+    {"max_queue_delay_microseconds", TextFieldSpec::Int, false, nullptr},
+    {"preferred_batch_size", TextFieldSpec::Int, true, nullptr},
+    {"default_queue_policy", TextFieldSpec::Message, false, &kQueuePolicySpec}};
+const std::vector<TextFieldSpec> kInstanceGroupSpec = {
+    {"name", TextFieldSpec::String, false, nullptr},
+    {"count", TextFieldSpec::Int, false, nullptr},
+    {"kind", TextFieldSpec::Enum, false, nullptr}};
+const std::vector<TextFieldSpec> kModelConfigSpec = {
+    {"name", TextFieldSpec::String, false, nullptr},
+    {"platform", TextFieldSpec::String, false, nullptr},
+    {"backend", TextFieldSpec::String, false, nullptr},
+    {"max_batch_size", TextFieldSpec::Int, false, nullptr},
+    {"input", TextFieldSpec::Message, true, &kTensorSpec},
+    {"output", TextFieldSpec::Message, true, &kTensorSpec},
+    {"dynamic_batching", TextFieldSpec::Message, false, &kDynamicBatchingSpec},
+    {"instance_group", TextFieldSpec::Message, true, &kInstanceGroupSpec}};
+
+nlohmann::json text_to_json(const TextMessage& m, const std::vector<TextFieldSpec>& spec,
+                            const std::string& where, const std::string& context) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& f : m.fields) {
+    std::string at = where + ":" + std::to_string(f.line) + ": ";
+    const TextFieldSpec* s = nullptr;
+    for (const auto& candidate : spec)
+      if (f.name == candidate.name) s = &candidate;
+    if (!s) {
+      std::string known;
+      for (const auto& candidate : spec)
+        known += (known.empty() ? "" : ", ") + std::string(candidate.name);
+      fail(at + "unknown field '" + f.name + "' in " + context + " (known: " + known + ")");
+    }
+    nlohmann::json v;
+    switch (s->kind) {
+      case TextFieldSpec::Int: {
+        int64_t x = 0;
+        const char* end = f.text.data() + f.text.size();
+        auto [ptr, ec] = std::from_chars(f.text.data(), end, x);
+        check(f.type == TextField::Type::Number && ec == std::errc() && ptr == end,
+              at + "'" + f.name + "' must be an integer, got '" + f.text + "'");
+        v = x;
+        break;
+      }
+      case TextFieldSpec::String:
+        check(f.type == TextField::Type::String,
+              at + "'" + f.name + "' must be a quoted string, got '" + f.text + "'");
+        v = f.text;
+        break;
+      case TextFieldSpec::Enum:
+        check(f.type == TextField::Type::Identifier,
+              at + "'" + f.name + "' must be an enum name like TYPE_FP32 or KIND_CPU, got '" +
+                  f.text + "'");
+        v = f.text;
+        break;
+      case TextFieldSpec::Message:
+        check(f.type == TextField::Type::Message,
+              at + "'" + f.name + "' must be a message { ... }");
+        v = text_to_json(*f.message, *s->message, where, f.name);
+        break;
+    }
+    if (s->repeated) {
+      out[f.name].push_back(std::move(v));
+    } else {
+      check(!out.contains(f.name), at + "field '" + f.name + "' given twice in " + context);
+      out[f.name] = std::move(v);
+    }
+  }
+  return out;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  check(f.good(), path.string() + ": cannot read the file");
+  std::ostringstream text;
+  text << f.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+nlohmann::json triton_text_config_to_json(std::string_view text, const std::string& where) {
+  nlohmann::json j =
+      text_to_json(parse_text_proto(text, where), kModelConfigSpec, where, "the model config");
+  // Triton keeps queue limits in a queue policy; ModelConfig keeps them flat.
+  if (j.contains("dynamic_batching") && j["dynamic_batching"].contains("default_queue_policy")) {
+    nlohmann::json policy = j["dynamic_batching"]["default_queue_policy"];
+    j["dynamic_batching"].erase("default_queue_policy");
+    if (policy.contains("max_queue_size"))
+      j["dynamic_batching"]["max_queue_size"] = policy["max_queue_size"];
+    if (policy.contains("default_timeout_microseconds"))
+      j["default_timeout_us"] = policy["default_timeout_microseconds"];
+  }
+  return j;
+}
+
+ModelConfig load_model_config(const std::string& model_dir, const ModelConfig& defaults) {
+  namespace fs = std::filesystem;
+  fs::path text_path = fs::path(model_dir) / "config.pbtxt";
+  fs::path json_path = fs::path(model_dir) / "config.json";
+  bool has_text = fs::exists(text_path), has_json = fs::exists(json_path);
+  if (!has_text && !has_json) return defaults;
+  nlohmann::json j = nlohmann::json::object();
+  if (has_text) j = triton_text_config_to_json(read_file(text_path), text_path.string());
+  if (has_json) {
+    nlohmann::json overrides = nlohmann::json::parse(read_file(json_path), nullptr, false);
+    check(!overrides.is_discarded(), json_path.string() + ": malformed JSON");
+    check(overrides.is_object(), json_path.string() + ": expected a JSON object");
+    // Beside Triton's config.pbtxt, config.json adds kpt's own fields or overrides some.
+    j.merge_patch(overrides);
+  }
+  std::string where = has_text && has_json ? text_path.string() + " with config.json"
+                                           : (has_text ? text_path : json_path).string();
+  return parse_model_config(j, defaults, where);
 }
 
 void validate_model_name(const std::string& name) {

@@ -1,11 +1,12 @@
 #pragma once
-// Per-model serving configuration: what a model repository's optional NAME/config.json says
-// (field names follow Triton's model configuration so its users recognise them), or what
-// `kpt serve` flags give for a single model.
+// Per-model serving configuration: what a model repository's optional NAME/config.json or
+// Triton's NAME/config.pbtxt says (field names follow Triton's model configuration so its
+// users recognise them), or what `kpt serve` flags give for a single model.
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kpt/dtype.hpp"
@@ -46,6 +47,17 @@ struct ModelConfig {
 ModelConfig parse_model_config(const nlohmann::json& j, const ModelConfig& defaults,
                                const std::string& where);
 nlohmann::json model_config_to_json(const ModelConfig& c);
+
+// Triton's config.pbtxt (protobuf text format), the fields ModelConfig maps, as the JSON that
+// parse_model_config reads: dynamic_batching.default_queue_policy's max_queue_size and
+// default_timeout_microseconds become max_queue_size and default_timeout_us. Unknown fields
+// and wrong value types are errors naming the field and its line.
+nlohmann::json triton_text_config_to_json(std::string_view text, const std::string& where);
+
+// The configuration of a repository model folder: config.pbtxt, config.json, or both (the JSON
+// then overrides the text format field by field and may add kpt's own fields); `defaults`
+// where neither exists.
+ModelConfig load_model_config(const std::string& model_dir, const ModelConfig& defaults);
 
 // Model names become folder names: letters, digits, '_', '-', '.', not starting with '.', at
 // most 128 characters, so that no name can reach outside the repository.

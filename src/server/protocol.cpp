@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kpt/error.hpp"
+#include "server/infer_json.hpp"
 
 namespace kpt::server {
 
@@ -23,9 +24,15 @@ constexpr DatatypeName kDatatypes[] = {
     {DType::BF16, "BF16"},  {DType::String, "BYTES"}};
 
 // Flattens nested arrays (the protocol allows both flat and nested "data") in row-major order.
-void flatten(const json& j, std::vector<const json*>& out) {
+// Nesting deeper than any tensor's rank is refused before it can exhaust the stack.
+constexpr int kMaxDataNesting = 32;
+
+void flatten(const json& j, std::vector<const json*>& out, const std::string& where,
+             int depth = 0) {
   if (j.is_array()) {
-    for (const auto& e : j) flatten(e, out);
+    check(depth < kMaxDataNesting, where + ": 'data' nests arrays deeper than " +
+                                       std::to_string(kMaxDataNesting) + " levels");
+    for (const auto& e : j) flatten(e, out, where, depth + 1);
   } else {
     out.push_back(&j);
   }
@@ -60,7 +67,7 @@ double number_at(const json& v, size_t i, const std::string& where) {
 
 Tensor tensor_from_json(DType dtype, const Dims& dims, const json& data, const std::string& where) {
   std::vector<const json*> items;
-  flatten(data, items);
+  flatten(data, items, where);
   int64_t n = element_count(dims);
   check(static_cast<int64_t>(items.size()) == n,
         where + ": 'data' holds " + std::to_string(items.size()) + " elements, shape " +
@@ -129,8 +136,33 @@ Tensor tensor_from_json(DType dtype, const Dims& dims, const json& data, const s
   return t;
 }
 
-// Binary layout of the extension: fixed-size types as little-endian raw elements (BOOL one byte),
-// BYTES as a 4-byte little-endian length before each element.
+void append_binary(const Tensor& t, std::string& out) {
+  if (t.dtype() == DType::String) {
+    for (const auto& s : t.strings()) {
+      uint32_t len = static_cast<uint32_t>(s.size());
+      out.append(reinterpret_cast<const char*>(&len), 4);
+      out.append(s);
+    }
+  } else {
+    out.append(static_cast<const char*>(t.raw()), t.nbytes());
+  }
+}
+
+size_t binary_size(const Tensor& t) {
+  if (t.dtype() != DType::String) return t.nbytes();
+  size_t n = 0;
+  for (const auto& s : t.strings()) n += 4 + s.size();
+  return n;
+}
+
+bool get_bool_param(const json& params, const char* key, const std::string& where) {
+  if (!params.contains(key)) return false;
+  check(params[key].is_boolean(), where + ": parameter '" + key + "' must be true or false");
+  return params[key].get<bool>();
+}
+
+}  // namespace
+
 Tensor tensor_from_binary(DType dtype, const Dims& dims, std::string_view bytes,
                           const std::string& where) {
   int64_t n = element_count(dims);
@@ -163,67 +195,6 @@ Tensor tensor_from_binary(DType dtype, const Dims& dims, std::string_view bytes,
   return t;
 }
 
-json tensor_to_json_data(const Tensor& t) {
-  json data = json::array();
-  auto& arr = data.get_ref<json::array_t&>();
-  arr.reserve(static_cast<size_t>(t.numel()));
-  int64_t n = t.numel();
-  switch (t.dtype()) {
-    case DType::F32:
-      for (int64_t i = 0; i < n; ++i) arr.emplace_back(t.data<float>()[i]);
-      break;
-    case DType::F64:
-      for (int64_t i = 0; i < n; ++i) arr.emplace_back(t.data<double>()[i]);
-      break;
-    case DType::F16:
-      for (int64_t i = 0; i < n; ++i) arr.emplace_back(half_to_float(t.data<uint16_t>()[i]));
-      break;
-    case DType::BF16:
-      for (int64_t i = 0; i < n; ++i) arr.emplace_back(bfloat16_to_float(t.data<uint16_t>()[i]));
-      break;
-    case DType::Bool:
-      for (int64_t i = 0; i < n; ++i) arr.emplace_back(t.data<uint8_t>()[i] != 0);
-      break;
-    case DType::String:
-      for (int64_t i = 0; i < n; ++i) arr.emplace_back(t.strings()[static_cast<size_t>(i)]);
-      break;
-    case DType::U64:
-      for (int64_t i = 0; i < n; ++i) arr.emplace_back(t.data<uint64_t>()[i]);
-      break;
-    default:
-      for (int64_t i = 0; i < n; ++i) arr.emplace_back(t.get_i64(i));
-      break;
-  }
-  return data;
-}
-
-void append_binary(const Tensor& t, std::string& out) {
-  if (t.dtype() == DType::String) {
-    for (const auto& s : t.strings()) {
-      uint32_t len = static_cast<uint32_t>(s.size());
-      out.append(reinterpret_cast<const char*>(&len), 4);
-      out.append(s);
-    }
-  } else {
-    out.append(static_cast<const char*>(t.raw()), t.nbytes());
-  }
-}
-
-size_t binary_size(const Tensor& t) {
-  if (t.dtype() != DType::String) return t.nbytes();
-  size_t n = 0;
-  for (const auto& s : t.strings()) n += 4 + s.size();
-  return n;
-}
-
-bool get_bool_param(const json& params, const char* key, const std::string& where) {
-  if (!params.contains(key)) return false;
-  check(params[key].is_boolean(), where + ": parameter '" + key + "' must be true or false");
-  return params[key].get<bool>();
-}
-
-}  // namespace
-
 std::string datatype_name(DType t) {
   for (const auto& d : kDatatypes)
     if (d.dtype == t) return d.name;
@@ -239,6 +210,16 @@ DType dtype_from_datatype(const std::string& name) {
 }
 
 InferRequest parse_infer_request(std::string_view body, std::optional<size_t> header_length) {
+  if (!header_length || *header_length <= body.size()) {
+    std::string_view header = header_length ? body.substr(0, *header_length) : body;
+    std::string_view binary = header_length ? body.substr(*header_length) : std::string_view();
+    if (auto fast = read_infer_request_fast(header, binary, header_length.has_value()))
+      return std::move(*fast);
+  }
+  return parse_infer_request_dom(body, header_length);
+}
+
+InferRequest parse_infer_request_dom(std::string_view body, std::optional<size_t> header_length) {
   std::string_view header = body, binary;
   if (header_length) {
     check(*header_length <= body.size(),
@@ -343,25 +324,42 @@ EncodedResponse encode_infer_response(const std::string& model, const std::strin
                                       const std::string& id, const std::vector<std::string>& names,
                                       const std::vector<Tensor>& outputs,
                                       const InferRequest& request) {
-  json j;
-  j["model_name"] = model;
-  j["model_version"] = version;
-  if (!id.empty()) j["id"] = id;
-  json outs = json::array();
+  EncodedResponse r;
+  std::string& out = r.body;
+  out.reserve(256);
+  out += "{\"model_name\":";
+  append_json_string(out, model);
+  out += ",\"model_version\":";
+  append_json_string(out, version);
+  if (!id.empty()) {
+    out += ",\"id\":";
+    append_json_string(out, id);
+  }
+  out += ",\"outputs\":[";
   std::vector<const Tensor*> binary;
   auto add = [&](size_t k, bool as_binary) {
     const Tensor& t = outputs[k];
-    json o;
-    o["name"] = names[k];
-    o["datatype"] = datatype_name(t.dtype());
-    o["shape"] = t.dims();
+    if (out.back() != '[') out += ',';
+    out += "{\"name\":";
+    append_json_string(out, names[k]);
+    out += ",\"datatype\":\"";
+    out += datatype_name(t.dtype());
+    out += "\",\"shape\":[";
+    for (size_t d = 0; d < t.rank(); ++d) {
+      if (d) out += ',';
+      out += std::to_string(t.dims()[d]);
+    }
+    out += ']';
     if (as_binary) {
-      o["parameters"] = {{"binary_data_size", binary_size(t)}};
+      out += ",\"parameters\":{\"binary_data_size\":";
+      out += std::to_string(binary_size(t));
+      out += '}';
       binary.push_back(&t);
     } else {
-      o["data"] = tensor_to_json_data(t);
+      out += ",\"data\":";
+      append_json_data(out, t);
     }
-    outs.push_back(std::move(o));
+    out += '}';
   };
   if (request.outputs.empty()) {
     for (size_t k = 0; k < outputs.size(); ++k) add(k, request.binary_outputs);
@@ -371,9 +369,7 @@ EncodedResponse encode_infer_response(const std::string& model, const std::strin
         if (names[k] == ro.name) add(k, ro.binary || request.binary_outputs);
     }
   }
-  j["outputs"] = std::move(outs);
-  EncodedResponse r;
-  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  out += "]}";
   if (!binary.empty()) {
     r.header_length = r.body.size();
     for (const Tensor* t : binary) append_binary(*t, r.body);

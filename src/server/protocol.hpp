@@ -32,7 +32,16 @@ struct InferRequest {
 // Parses an inference request body. With `header_length` (the Inference-Header-Content-Length
 // header) the first header_length bytes are JSON and the rest holds the binary tensors of the
 // inputs that give "binary_data_size", in input order. Throws kpt::Error saying what is wrong.
+// Requests in the common form are read by the hand-written reader (infer_json.hpp); the rest
+// by parse_infer_request_dom, which builds nlohmann's DOM and words every error.
 InferRequest parse_infer_request(std::string_view body, std::optional<size_t> header_length);
+InferRequest parse_infer_request_dom(std::string_view body, std::optional<size_t> header_length);
+
+// A tensor from the binary tensor extension's layout: fixed-size types as little-endian raw
+// elements (BOOL one byte), BYTES as a 4-byte little-endian length before each element.
+// `where` names the input in errors.
+Tensor tensor_from_binary(DType dtype, const Dims& dims, std::string_view bytes,
+                          const std::string& where);
 
 struct EncodedResponse {
   std::string body;

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "server/protocol.hpp"
@@ -98,7 +96,9 @@ std::shared_ptr<LoadedModel> Repository::open_model(const std::string& name,
   m->outputs = sessions[0]->outputs();
   apply_descriptions(m->inputs, config.inputs, config.max_batch_size, where + " config input");
   apply_descriptions(m->outputs, config.outputs, config.max_batch_size, where + " config output");
-  for (const auto& o : m->outputs) m->output_names.push_back(o.name);
+  auto names = std::make_shared<std::vector<std::string>>();
+  for (const auto& o : m->outputs) names->push_back(o.name);
+  m->output_names = std::move(names);
   if (config.max_batch_size > 0) {
     for (const auto& in : m->inputs)
       check(in.kind == "tensor" && (!in.has_shape || (!in.dims.empty() && in.dims[0] < 0)),
@@ -124,14 +124,7 @@ std::map<std::string, std::shared_ptr<LoadedModel>> Repository::open_versions(
   fs::path dir = fs::path(options_.repository_dir) / name;
   if (!fs::is_directory(dir))
     throw NotFound("no model '" + name + "' in the repository " + options_.repository_dir);
-  ModelConfig config = options_.defaults;
-  fs::path config_path = dir / "config.json";
-  if (fs::exists(config_path)) {
-    std::ifstream f(config_path);
-    nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
-    check(!j.is_discarded(), config_path.string() + ": malformed JSON");
-    config = parse_model_config(j, options_.defaults, config_path.string());
-  }
+  ModelConfig config = load_model_config(dir.string(), options_.defaults);
   for (const auto& e : fs::directory_iterator(dir)) {
     std::string v = e.path().filename().string();
     if (!e.is_directory() || !is_version_string(v)) continue;

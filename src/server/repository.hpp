@@ -27,7 +27,8 @@ struct LoadedModel {
   std::string name, version, path;
   ModelConfig config;
   std::vector<IoInfo> inputs, outputs;  // as served: the model's declaration with config dims
-  std::vector<std::string> output_names;
+  // Shared with in-flight requests' callbacks, which must not hold the model itself.
+  std::shared_ptr<const std::vector<std::string>> output_names;
   std::shared_ptr<ModelMetrics> metrics;
   std::unique_ptr<Scheduler> scheduler;
 };

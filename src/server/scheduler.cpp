@@ -14,12 +14,18 @@ uint64_t micros(Clock::duration d) {
       std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
 }
 
+uint64_t nanos(Clock::duration d) {
+  return static_cast<uint64_t>(
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+}
+
 }  // namespace
 
 Scheduler::Scheduler(std::vector<std::shared_ptr<const Session>> instances,
                      const ModelConfig& config, std::shared_ptr<ModelMetrics> metrics)
     : instances_(std::move(instances)), config_(config), metrics_(std::move(metrics)) {
-  for (size_t i = 0; i < instances_.size(); ++i) workers_.emplace_back([this, i] { worker(i); });
+  for (size_t i = 0; i < instances_.size(); ++i) idle_instances_.push_back(i);
+  for (size_t i = 0; i < instances_.size(); ++i) workers_.emplace_back([this] { worker(); });
 }
 
 Scheduler::~Scheduler() {
@@ -27,16 +33,52 @@ Scheduler::~Scheduler() {
 }
 
 Scheduler::Submit Scheduler::submit(std::unique_ptr<InferJob>& job) {
+  size_t instance = 0;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return Submit::ShuttingDown;
-    if (static_cast<int64_t>(queue_.size()) >= config_.max_queue_size) return Submit::QueueFull;
-    job->enqueued = Clock::now();
-    queue_.push_back(std::move(job));
-    metrics_->pending_requests.fetch_add(1);
+    // Only when nothing waits: an inline run must not overtake queued requests.
+    bool run_here = inline_allowed() && queue_.empty() && !idle_instances_.empty();
+    if (!run_here) {
+      if (static_cast<int64_t>(queue_.size()) >= config_.max_queue_size) return Submit::QueueFull;
+      job->enqueued = Clock::now();
+      queue_.push_back(std::move(job));
+      metrics_->pending_requests.fetch_add(1);
+    } else {
+      instance = idle_instances_.back();
+      idle_instances_.pop_back();
+    }
   }
-  cv_.notify_one();
-  return Submit::Queued;
+  if (job == nullptr) {
+    cv_.notify_one();
+    return Submit::Queued;
+  }
+  job->enqueued = Clock::now();
+  std::vector<std::unique_ptr<InferJob>> one;
+  one.push_back(std::move(job));
+  execute(*instances_[instance], std::move(one));
+  bool waiting;
+  {
+    std::lock_guard lock(mutex_);
+    idle_instances_.push_back(instance);
+    waiting = !queue_.empty();
+  }
+  // Requests queued meanwhile found no idle instance; a worker takes them now.
+  if (waiting) cv_.notify_all();
+  return Submit::RanInline;
+}
+
+bool Scheduler::inline_allowed() const {
+  int64_t average = average_exec_ns_.load(std::memory_order_relaxed);
+  return !config_.dynamic_batching && average >= 0 && average < kInlineMaxNs;
+}
+
+void Scheduler::note_execution_time(Clock::duration d) {
+  int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  int64_t average = average_exec_ns_.load(std::memory_order_relaxed);
+  // Racy read-modify-write by concurrent instances only blurs the average a little.
+  average_exec_ns_.store(average < 0 ? ns : average + (ns - average) / 8,
+                         std::memory_order_relaxed);
 }
 
 void Scheduler::shutdown() {
@@ -85,19 +127,23 @@ std::vector<std::unique_ptr<InferJob>> Scheduler::take_batch(std::unique_lock<st
   return batch;
 }
 
-void Scheduler::worker(size_t instance) {
-  const Session& session = *instances_[instance];
+void Scheduler::worker() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    cv_.wait(lock, [&] {
+      return (stopping_ && queue_.empty()) || (!queue_.empty() && !idle_instances_.empty());
+    });
     if (queue_.empty()) return;  // stopping and drained
+    size_t instance = idle_instances_.back();
+    idle_instances_.pop_back();
     auto batch = take_batch(lock);
     metrics_->pending_requests.fetch_sub(static_cast<int64_t>(batch.size()));
     // Another worker may take what this one left behind.
     if (!queue_.empty()) cv_.notify_one();
     lock.unlock();
-    execute(session, std::move(batch));
+    execute(*instances_[instance], std::move(batch));
     lock.lock();
+    idle_instances_.push_back(instance);
   }
 }
 
@@ -106,7 +152,7 @@ void Scheduler::execute(const Session& session, std::vector<std::unique_ptr<Infe
   // Requests whose client left or whose time ran out are answered without running.
   std::vector<std::unique_ptr<InferJob>> live;
   for (auto& job : jobs) {
-    metrics_->queue_duration_us.fetch_add(micros(start - job->enqueued));
+    metrics_->queue_duration_ns.fetch_add(nanos(start - job->enqueued));
     metrics_->queue_latency_seconds.observe(
         std::chrono::duration<double>(start - job->enqueued).count());
     if (job->cancelled && job->cancelled->load()) {
@@ -132,10 +178,9 @@ void Scheduler::execute(const Session& session, std::vector<std::unique_ptr<Infe
       r.status = 400;
       r.error = e.what();
     }
-    metrics_->compute_infer_duration_us.fetch_add(micros(Clock::now() - t0));
-    metrics_->exec_count.fetch_add(1);
-    metrics_->inference_count.fetch_add(static_cast<uint64_t>(std::max<int64_t>(1, job.batch)));
-    metrics_->batch_size.observe(static_cast<double>(std::max<int64_t>(1, job.batch)));
+    Clock::duration took = Clock::now() - t0;
+    note_execution_time(took);
+    metrics_->record_execution(std::max<int64_t>(1, job.batch), 1, 0, nanos(took), 0);
     job.done(std::move(r));
   };
   if (live.size() == 1) {
@@ -164,18 +209,15 @@ void Scheduler::execute(const Session& session, std::vector<std::unique_ptr<Infe
       for (const auto& out : outputs) split[k].push_back(slice_rows(out, row, live[k]->batch));
       row += live[k]->batch;
     }
-    metrics_->compute_input_duration_us.fetch_add(micros(t1 - t0));
-    metrics_->compute_infer_duration_us.fetch_add(micros(t2 - t1));
-    metrics_->compute_output_duration_us.fetch_add(micros(Clock::now() - t2));
+    note_execution_time(t2 - t1);
+    metrics_->record_execution(total, live.size(), nanos(t1 - t0), nanos(t2 - t1),
+                               nanos(Clock::now() - t2));
   } catch (const std::exception&) {
     // One bad request (or a model whose outputs do not follow dim 0) must not fail the
     // others: run each alone, so each gets its own result or error.
     for (auto& job : live) run_one(*job);
     return;
   }
-  metrics_->exec_count.fetch_add(1);
-  metrics_->inference_count.fetch_add(static_cast<uint64_t>(total));
-  metrics_->batch_size.observe(static_cast<double>(total));
   for (size_t k = 0; k < live.size(); ++k) live[k]->done({200, "", std::move(split[k])});
 }
 

@@ -77,6 +77,35 @@ std::vector<std::string> split_path(const std::string& target) {
   return parts;
 }
 
+// Triton's statistics extension layout for one model version; durations in nanoseconds.
+json model_statistics(const LoadedModel& m) {
+  const ModelMetrics& s = *m.metrics;
+  auto duration = [](uint64_t count, uint64_t ns) { return json{{"count", count}, {"ns", ns}}; };
+  auto [executions, inferences] = s.execution_and_inference_counts();
+  json batches = json::array();
+  for (const auto& [size, b] : s.batch_stats())
+    batches.push_back({{"batch_size", size},
+                       {"compute_input", duration(b.executions, b.compute_input_ns)},
+                       {"compute_infer", duration(b.executions, b.compute_infer_ns)},
+                       {"compute_output", duration(b.executions, b.compute_output_ns)}});
+  uint64_t executed = s.executed_requests.load();
+  return {{"name", m.name},
+          {"version", m.version},
+          {"last_inference", s.last_inference_ms.load()},
+          {"inference_count", inferences},
+          {"execution_count", executions},
+          {"inference_stats",
+           {{"success", duration(s.request_success.load(), s.success_duration_ns.load())},
+            {"fail", duration(s.request_failure.load(), s.failure_duration_ns.load())},
+            {"queue", duration(s.queue_latency_seconds.count(), s.queue_duration_ns.load())},
+            {"compute_input", duration(executed, s.compute_input_ns.load())},
+            {"compute_infer", duration(executed, s.compute_infer_ns.load())},
+            {"compute_output", duration(executed, s.compute_output_ns.load())},
+            {"cache_hit", duration(0, 0)},
+            {"cache_miss", duration(0, 0)}}},
+          {"batch_stats", batches}};
+}
+
 json tensor_metadata(const IoInfo& info) {
   json shape = json::array();
   if (info.has_shape)
@@ -85,7 +114,8 @@ json tensor_metadata(const IoInfo& info) {
 }
 
 // Checks a request's inputs against the model's declaration before queueing it, so that a bad
-// request fails alone with a precise message instead of failing a whole batch.
+// request fails alone with a precise message instead of failing a whole batch. Runs on every
+// request: messages are built only when a check fails.
 int64_t validate_inputs(const LoadedModel& m, const InferRequest& req) {
   for (const auto& [name, t] : req.inputs) {
     bool known = false;
@@ -103,34 +133,35 @@ int64_t validate_inputs(const LoadedModel& m, const InferRequest& req) {
     for (const auto& [name, tensor] : req.inputs)
       if (name == info.name) t = &tensor;
     if (!t) fail("missing input '" + info.name + "' for model '" + m.name + "'");
-    check(t->dtype() == info.dtype, "input '" + info.name + "': datatype " +
-                                        datatype_name(t->dtype()) + ", the model expects " +
-                                        datatype_name(info.dtype));
+    if (t->dtype() != info.dtype)
+      fail("input '" + info.name + "': datatype " + datatype_name(t->dtype()) +
+           ", the model expects " + datatype_name(info.dtype));
     if (info.has_shape) {
       bool ok = t->rank() == info.dims.size();
       for (size_t d = 0; ok && d < info.dims.size(); ++d)
         ok = info.dims[d] < 0 || info.dims[d] == t->dims()[d];
-      check(ok, "input '" + info.name + "': shape " + dims_to_string(t->dims()) +
-                    ", the model expects " + dims_to_string(info.dims) + " (-1: any size)");
+      if (!ok)
+        fail("input '" + info.name + "': shape " + dims_to_string(t->dims()) +
+             ", the model expects " + dims_to_string(info.dims) + " (-1: any size)");
     }
     if (m.config.max_batch_size > 0) {
-      check(t->rank() > 0, "input '" + info.name + "': a batching model needs a batch dim");
+      if (t->rank() == 0) fail("input '" + info.name + "': a batching model needs a batch dim");
       int64_t b = t->dims()[0];
-      check(batch < 0 || b == batch, "input '" + info.name + "': batch size " + std::to_string(b) +
-                                         " differs from the other inputs' " +
-                                         std::to_string(batch));
+      if (batch >= 0 && b != batch)
+        fail("input '" + info.name + "': batch size " + std::to_string(b) +
+             " differs from the other inputs' " + std::to_string(batch));
       batch = b;
-      check(b >= 1 && b <= m.config.max_batch_size,
-            "input '" + info.name + "': batch size " + std::to_string(b) + " is outside 1.." +
-                std::to_string(m.config.max_batch_size) + " (the model's max_batch_size)");
+      if (b < 1 || b > m.config.max_batch_size)
+        fail("input '" + info.name + "': batch size " + std::to_string(b) + " is outside 1.." +
+             std::to_string(m.config.max_batch_size) + " (the model's max_batch_size)");
     }
   }
   for (const auto& ro : req.outputs) {
     bool known = false;
-    for (const auto& n : m.output_names) known = known || n == ro.name;
+    for (const auto& n : *m.output_names) known = known || n == ro.name;
     if (!known) {
       std::string list;
-      for (const auto& n : m.output_names) list += (list.empty() ? "" : ", ") + n;
+      for (const auto& n : *m.output_names) list += (list.empty() ? "" : ", ") + n;
       fail("unknown output '" + ro.name.substr(0, 100) + "' requested (outputs: " + list + ")");
     }
   }
@@ -209,7 +240,22 @@ void Service::route(HttpRequest& request, const Responder& respond) {
     return respond(json_response(
         200, {{"name", "kpt"},
               {"version", "0.1.0"},
-              {"extensions", {"binary_tensor_data", "model_repository", "model_configuration"}}}));
+              {"extensions",
+               {"binary_tensor_data", "model_repository", "model_configuration", "statistics"}}}));
+  }
+  // Statistics of every loaded model (Triton's route: it shadows a model named "stats").
+  if (parts.size() == 3 && parts[0] == "v2" && parts[1] == "models" && parts[2] == "stats") {
+    if (!want("GET")) return;
+    json stats = json::array();
+    for (const auto& state : repository_.index()) {
+      if (state.state != "READY") continue;
+      try {
+        stats.push_back(model_statistics(*repository_.find(state.name, state.version)));
+      } catch (const NotFound&) {
+        // unloaded since the index was taken
+      }
+    }
+    return respond(json_response(200, {{"model_stats", stats}}));
   }
   if (parts.size() >= 3 && parts[0] == "v2" && parts[1] == "models") {
     const std::string& name = parts[2];
@@ -241,6 +287,21 @@ void Service::route(HttpRequest& request, const Responder& respond) {
                                          {"outputs", outputs}}));
     }
     if (action == "ready") return respond(HttpResponse{200, "text/plain", "", {}});
+    if (action == "stats") {
+      json stats = json::array();
+      if (!version.empty()) {
+        stats.push_back(model_statistics(*m));
+      } else {
+        for (const auto& v : repository_.versions(name)) {
+          try {
+            stats.push_back(model_statistics(*repository_.find(name, v)));
+          } catch (const NotFound&) {
+            // unloaded meanwhile
+          }
+        }
+      }
+      return respond(json_response(200, {{"model_stats", stats}}));
+    }
     if (action == "config") {
       json c = model_config_to_json(m->config);
       c["name"] = m->name;
@@ -315,6 +376,8 @@ void Service::infer(const std::string& name, const std::string& version, HttpReq
   auto metrics = m->metrics;
   auto fail_request = [&](int status, const std::string& message) {
     metrics->request_failure.fetch_add(1);
+    metrics->failure_duration_ns.fetch_add(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - arrived).count()));
     respond(error_response(status, message));
   };
   if (!request.inference_header_error.empty())
@@ -345,7 +408,7 @@ void Service::infer(const std::string& name, const std::string& version, HttpReq
     HttpResponse resp;
     if (r.status == 200) {
       try {
-        auto enc = encode_infer_response(model, ver, req->id, names, r.outputs, *req);
+        auto enc = encode_infer_response(model, ver, req->id, *names, r.outputs, *req);
         resp.body = std::move(enc.body);
         if (enc.header_length) {
           resp.content_type = "application/octet-stream";
@@ -357,19 +420,23 @@ void Service::infer(const std::string& name, const std::string& version, HttpReq
         r.error = std::string("cannot encode the outputs: ") + e.what();
       }
     }
-    double seconds = std::chrono::duration<double>(Clock::now() - arrived).count();
-    metrics->request_duration_us.fetch_add(static_cast<uint64_t>(seconds * 1e6));
-    metrics->request_latency_seconds.observe(seconds);
+    Clock::duration took = Clock::now() - arrived;
+    auto ns =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+    metrics->request_latency_seconds.observe(std::chrono::duration<double>(took).count());
     if (r.status == 200) {
       metrics->request_success.fetch_add(1);
+      metrics->success_duration_ns.fetch_add(ns);
     } else {
       metrics->request_failure.fetch_add(1);
+      metrics->failure_duration_ns.fetch_add(ns);
       resp = error_response(r.status, "model '" + model + "': " + r.error);
     }
     respond(std::move(resp));
   };
   switch (m->scheduler->submit(job)) {
     case Scheduler::Submit::Queued:
+    case Scheduler::Submit::RanInline:
       return;
     case Scheduler::Submit::QueueFull:
       metrics->rejected_queue_full.fetch_add(1);

@@ -244,6 +244,32 @@ def test_dynamic_batching(srv, repo):
     assert execs < n, f"{n} concurrent requests ran in {execs} executions: no batching"
 
 
+def test_batching_keeps_shapes_apart(srv, repo):
+    # Requests whose non-batch dims differ (sequences of different lengths) are never
+    # concatenated: each batch holds one shape, and every answer has its own shape and values.
+    before = srv.metric("nv_inference_exec_count", 'model="seqbatch",version="1"', AUTH) or 0
+    results, n = {}, 12
+
+    def call(i):
+        x = np.arange((2 + i % 3) * (1 + i % 2), dtype=np.float32).reshape(1 + i % 2, 2 + i % 3) + i
+        status, _, body = srv.request("POST", "/v2/models/seqbatch/infer", body=infer_body([("x", "FP32", x)]),
+                                      headers=AUTH)
+        results[i] = (status, body, x)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, (status, body, x) in results.items():
+        assert status == 200, body
+        out = json.loads(body)["outputs"][0]
+        assert out["shape"] == list(x.shape) and out["data"] == (x * 3).flatten().tolist(), (i, out)
+    execs = srv.metric("nv_inference_exec_count", 'model="seqbatch",version="1"', AUTH) - before
+    # Three sequence lengths: at least three executions, and batching joined some requests.
+    assert 3 <= execs < n, f"{n} requests of 3 shapes ran in {execs} executions"
+
+
 # Rows that keep the slow model busy for a few hundred ms, so that requests queue behind it.
 OCCUPY_ROWS = 8
 
@@ -309,6 +335,74 @@ def test_metrics(srv, repo):
     ok = srv.metric("nv_inference_request_success", 'model="add",version="1"', AUTH)
     failed = srv.metric("nv_inference_request_failure", 'model="add",version="1"', AUTH)
     assert ok >= 6 and failed >= 10, (ok, failed)
+
+
+def test_statistics(srv, repo):
+    status, _, body = srv.request("GET", "/v2/models/stats", headers=AUTH)
+    assert status == 200, body
+    stats = {(e["name"], e["version"]): e for e in json.loads(body)["model_stats"]}
+    assert ("add", "1") in stats and ("batch", "2") in stats and ("batch", "1") in stats, stats.keys()
+    for (name, version), e in stats.items():
+        labels = f'model="{name}",version="{version}"'
+        inf = e["inference_stats"]
+        # One source of truth: the statistics agree with the Prometheus counters.
+        assert inf["success"]["count"] == srv.metric("nv_inference_request_success", labels, AUTH), name
+        assert inf["fail"]["count"] == srv.metric("nv_inference_request_failure", labels, AUTH), name
+        assert e["execution_count"] == srv.metric("nv_inference_exec_count", labels, AUTH), name
+        assert e["inference_count"] == srv.metric("nv_inference_count", labels, AUTH), name
+        assert e["execution_count"] == sum(b["compute_infer"]["count"] for b in e["batch_stats"])
+        assert e["inference_count"] == sum(b["batch_size"] * b["compute_infer"]["count"] for b in e["batch_stats"])
+        for key in ["success", "fail", "queue", "compute_input", "compute_infer", "compute_output",
+                    "cache_hit", "cache_miss"]:
+            assert set(inf[key]) == {"count", "ns"}, (name, key)
+    add = stats[("add", "1")]
+    assert add["inference_stats"]["success"]["count"] >= 6 and add["inference_stats"]["success"]["ns"] > 0
+    assert add["inference_stats"]["fail"]["count"] >= 10
+    assert add["last_inference"] > 1.6e12  # Unix milliseconds
+    batch = stats[("batch", "2")]
+    assert any(b["batch_size"] > 2 for b in batch["batch_stats"]), batch["batch_stats"]
+    status, _, body = srv.request("GET", "/v2/models/batch/stats", headers=AUTH)
+    assert status == 200 and [e["version"] for e in json.loads(body)["model_stats"]] == ["1", "2"], body
+    status, _, body = srv.request("GET", "/v2/models/batch/versions/2/stats", headers=AUTH)
+    one = json.loads(body)["model_stats"]
+    assert status == 200 and len(one) == 1 and one[0]["version"] == "2", body
+    expect_error(srv, "GET", "/v2/models/nosuch/stats", 404, "unknown model 'nosuch'")
+    expect_error(srv, "GET", "/v2/models/batch/versions/9/stats", 404, "no version '9'")
+    expect_error(srv, "POST", "/v2/models/stats", 405, "not allowed")
+    assert srv.request("GET", "/v2/models/stats")[0] == 401
+    assert "statistics" in json.loads(srv.request("GET", "/v2", headers=AUTH)[2])["extensions"]
+
+
+def test_triton_text_config_and_engine_file(srv, repo):
+    # A Triton config.pbtxt, and the model as model.kpt: Session::open reads it (today as ONNX,
+    # by its contents; engine files once they land).
+    os.makedirs(os.path.join(repo, "triton", "3"))
+    with open(os.path.join(repo, "batch", "2", "model.onnx"), "rb") as f:
+        model = f.read()
+    with open(os.path.join(repo, "triton", "3", "model.kpt"), "wb") as f:
+        f.write(model)
+    with open(os.path.join(repo, "triton", "config.pbtxt"), "w") as f:
+        f.write('name: "triton"\nmax_batch_size: 8  # rows\n'
+                'input [ { name: "x", data_type: TYPE_FP32, dims: [ 4 ] } ]\n'
+                'dynamic_batching { max_queue_delay_microseconds: 3000\n'
+                '  default_queue_policy { max_queue_size: 32 } }\n'
+                'instance_group [ { count: 1, kind: KIND_CPU } ]\n')
+    assert srv.request("POST", "/v2/repository/models/triton/load", headers=AUTH)[0] == 200
+    status, _, body = srv.request("GET", "/v2/models/triton/config", headers=AUTH)
+    config = json.loads(body)
+    assert status == 200 and config["max_batch_size"] == 8, body
+    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 3000 and config["max_queue_size"] == 32
+    x = np.array([[1, 2, 3, 4]], dtype=np.float32)
+    status, _, body = srv.request("POST", "/v2/models/triton/infer", headers=AUTH, body=infer_body([("x", "FP32", x)]))
+    out = json.loads(body)
+    assert status == 200 and out["model_version"] == "3" and out["outputs"][0]["data"] == [3, 6, 9, 12], body
+    with open(os.path.join(repo, "triton", "config.pbtxt"), "w") as f:
+        f.write('max_batch_size: 8\ndynamic_batching {\n  max_queue_delay_microsecond: 5\n}\n')
+    expect_error(srv, "POST", "/v2/repository/models/triton/load", 400,
+                 "config.pbtxt:3: unknown field 'max_queue_delay_microsecond' in dynamic_batching")
+    # The failed reload left the loaded version serving.
+    status, _, body = srv.request("POST", "/v2/models/triton/infer", headers=AUTH, body=infer_body([("x", "FP32", x)]))
+    assert status == 200, body
 
 
 def test_repository(srv, repo):

@@ -125,7 +125,8 @@ void add_serve(CLI::App& app) {
       "serve", "serve models over HTTP (KServe v2 / Triton protocol, Prometheus /metrics)");
   cmd->add_option("model", a->model, "an ONNX model file to serve");
   cmd->add_option("--model-repository", a->repository,
-                  "serve DIR/NAME/VERSION/model.onnx (config: DIR/NAME/config.json)");
+                  "serve DIR/NAME/VERSION/model.onnx or model.kpt (config: DIR/NAME/config.pbtxt "
+                  "and/or config.json)");
   cmd->add_option("--model-name", a->name,
                   "name of the MODEL (default: its folder for model.onnx, else its file stem)");
   cmd->add_option("--host", a->host, "address to listen on")->capture_default_str();
