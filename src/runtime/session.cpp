@@ -62,9 +62,11 @@ IoInfo io_info(const ir::ValueInfo& v) {
   return r;
 }
 
-// The output's dims as declared, with dims the declaration leaves unnamed taken from shape
-// inference, so shape buckets know which axes carry which symbol.
-IoInfo output_info(const ir::Graph& g, const ir::ValueInfo& v) {
+// The output's dims as declared where they name an input symbol, else as shape inference
+// found them (exporters name output dims on their own, like "Gemmoutput_0_dim_0"), so shape
+// buckets know which output axes carry which input symbol.
+IoInfo output_info(const ir::Graph& g, const ir::ValueInfo& v,
+                   const std::set<std::string>& input_symbols) {
   IoInfo r = io_info(v);
   auto it = g.value_types.find(v.name);
   if (it == g.value_types.end() || it->second.kind != ir::Type::Kind::Tensor || !it->second.shape) {
@@ -78,7 +80,8 @@ IoInfo output_info(const ir::Graph& g, const ir::ValueInfo& v) {
   }
   if (r.dims.size() != inferred.size()) return r;
   for (size_t d = 0; d < r.dims.size(); ++d) {
-    if (r.dims[d] >= 0 || !r.symbols[d].empty()) continue;
+    if (r.dims[d] >= 0 || input_symbols.count(r.symbols[d])) continue;
+    if (!inferred[d].known() && inferred[d].symbol.empty()) continue;
     r.dims[d] = inferred[d].known() ? inferred[d].value : -1;
     r.symbols[d] = inferred[d].symbol;
   }
@@ -132,8 +135,11 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   }
   for (const auto& o : g.outputs) impl_->outputs.push_back(io_info(o));
   if (!impl_->options.buckets.empty()) {
+    std::set<std::string> input_symbols;
+    for (const auto& i : impl_->inputs) input_symbols.insert(i.symbols.begin(), i.symbols.end());
+    input_symbols.erase("");
     std::vector<IoInfo> outputs;
-    for (const auto& o : g.outputs) outputs.push_back(output_info(g, o));
+    for (const auto& o : g.outputs) outputs.push_back(output_info(g, o, input_symbols));
     impl_->buckets =
         std::make_unique<runtime::BucketRouter>(impl_->options.buckets, impl_->inputs, outputs);
   }
