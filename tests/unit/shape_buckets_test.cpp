@@ -35,7 +35,7 @@ void name_dims(onnx::ValueInfoProto& v, const std::vector<std::string>& symbols)
 //   hidden = MatMul((x + 1) * mask, W)  -> f32[batch, seq, 4]
 //   pooled = ReduceSum((x + 1) * mask over seq) -> f32[batch, 4]
 // Padded x is 0, which the + 1 makes count in the sum unless the mask (padded with 0) hides it.
-std::string masked_model(bool with_mask = true) {
+std::string masked_model(bool with_mask = true, const std::string& pooled_batch = "batch") {
   testing::ModelBuilder m(17);
   name_dims(m.input("x", DType::F32, testing::DeclDims{-1, -1, 4}), {"batch", "seq"});
   std::vector<float> w(16);
@@ -56,7 +56,7 @@ std::string masked_model(bool with_mask = true) {
   m.node("MatMul", {masked, "w"}, {"hidden"}, "matmul");
   testing::add_int_attr(m.node("ReduceSum", {masked, "axis1"}, {"pooled"}, "pool"), "keepdims", 0);
   name_dims(m.output("hidden", DType::F32, testing::DeclDims{-1, -1, 4}), {"batch", "seq"});
-  name_dims(m.output("pooled", DType::F32, testing::DeclDims{-1, 4}), {"batch"});
+  name_dims(m.output("pooled", DType::F32, testing::DeclDims{-1, 4}), {pooled_batch});
   return m.bytes();
 }
 
@@ -180,6 +180,18 @@ TEST(ShapeBuckets, OutputAxisDerivedFromSymbolBlocksPadding) {
   EXPECT_NE(s.buckets_report().find("derived from seq"), std::string::npos) << s.buckets_report();
   s.run_tensors(masked_inputs(1, 5, 1));
   EXPECT_EQ(s.bucket_stats().exact_runs, 1);
+}
+
+TEST(ShapeBuckets, OutputDimsNamedByTheExporterAreTakenFromShapeInference) {
+  // Exporters name output dims on their own ("ReduceSumoutput_dim_0"); inference knows it is
+  // batch, so batch stays paddable.
+  Session s =
+      Session::from_bytes(masked_model(false, "ReduceSumoutput_dim_0"), with_buckets("batch=4"));
+  EXPECT_NE(s.buckets_report().find("batch = 4: padded"), std::string::npos) << s.buckets_report();
+  Session exact = Session::from_bytes(masked_model(false));
+  const auto in = masked_inputs(3, 5, 2, false);
+  expect_close(s.run_tensors(in), exact.run_tensors(in));
+  EXPECT_EQ(s.bucket_stats().padded_runs, 1);
 }
 
 TEST(ShapeBuckets, ExactPlansStayWithinTheLruBoundAndBucketPlansArePinned) {
