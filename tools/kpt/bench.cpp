@@ -55,6 +55,7 @@ struct Args {
   std::string mixed;
   int requests = 200;
   uint64_t seed = 1;
+  bool interleave = false;
 };
 
 // One profiled run, summed by op and kernel, heaviest first.
@@ -193,9 +194,17 @@ void run(const Args& a) {
   if (!a.buckets.empty()) options.buckets = parse_shape_buckets(a.buckets);
   if (!a.mixed.empty()) {
     check(a.compare.empty(), "--mixed compares buckets with exact shapes; drop --compare");
-    MixedBenchArgs m{
-        a.model, options, options.buckets, a.inputs, parse_mixed_range(a.mixed), a.requests,
-        a.seed,  16,      a.rtol,          a.atol};
+    MixedBenchArgs m;
+    m.model = a.model;
+    m.options = options;
+    m.buckets = options.buckets;
+    m.inputs = a.inputs;
+    m.range = parse_mixed_range(a.mixed);
+    m.requests = a.requests;
+    m.seed = a.seed;
+    m.interleave = a.interleave;
+    m.rtol = a.rtol;
+    m.atol = a.atol;
     const nlohmann::json j = run_mixed_bench(m);
     if (!a.json.empty()) {
       std::ofstream(a.json) << j.dump(1) << "\n";
@@ -402,6 +411,9 @@ void add_bench(CLI::App& app) {
                   "both, the speedup and whether their outputs agree");
   cmd->add_option("--requests", a->requests, "--mixed: requests in the stream (default 200)");
   cmd->add_option("--seed", a->seed, "--mixed: seed of the lengths and inputs (default 1)");
+  cmd->add_flag("--interleave", a->interleave,
+                "--mixed: keep both sessions loaded and alternate them request by request, so "
+                "load from other processes falls on both alike (twice the memory)");
   cmd->callback([a] { run(*a); });
   add_bench_report(app);
 }

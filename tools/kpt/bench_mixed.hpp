@@ -28,6 +28,9 @@ struct MixedBenchArgs {
   MixedRange range;
   int requests = 200;
   uint64_t seed = 1;
+  // Both sessions loaded, each request run on one then the other (order alternating), so load
+  // from other processes falls on both alike; costs the model's memory twice.
+  bool interleave = false;
   int check_requests = 16;  // requests whose outputs the two passes must agree on
   double rtol = 1e-3, atol = 1e-4;
 };
