@@ -63,8 +63,64 @@ class MlpMixer(nn.Module):
         return torch.softmax(h, dim=-1)
 
 
+class CausalSelfAttention(nn.Module):
+    """GPT-2 style: causal attention that also honours a padding mask, by torch.where."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads, self.head_dim = heads, d // heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x, keep):
+        b, s, d = x.size()
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q, k, v = (t.view(b, s, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / (self.head_dim ** 0.5)
+        scores = torch.where(keep, scores, torch.tensor(torch.finfo(scores.dtype).min))
+        ctx = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2).reshape(b, s, d)
+        return self.out(ctx)
+
+
+class CausalLmWithMask(nn.Module):
+    """A small GPT: token and position embeddings, pre-LayerNorm blocks, LM head; takes an
+    attention_mask like Hugging Face's GPT-2, so padded batches are served (shape buckets)."""
+
+    def __init__(self, vocab=100, d=64, heads=4, layers=2, max_pos=128):
+        super().__init__()
+        self.word = nn.Embedding(vocab, d)
+        self.position = nn.Embedding(max_pos, d)
+        self.norms1 = nn.ModuleList([nn.LayerNorm(d) for _ in range(layers)])
+        self.attns = nn.ModuleList([CausalSelfAttention(d, heads) for _ in range(layers)])
+        self.norms2 = nn.ModuleList([nn.LayerNorm(d) for _ in range(layers)])
+        self.mlps = nn.ModuleList([nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(approximate="tanh"),
+                                                 nn.Linear(4 * d, d)) for _ in range(layers)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.register_buffer("causal", torch.tril(torch.ones(max_pos, max_pos, dtype=torch.bool)))
+        self.register_buffer("position_ids", torch.arange(max_pos).view(1, -1))
+
+    def forward(self, input_ids, attention_mask):
+        s = input_ids.size(1)
+        x = self.word(input_ids) + self.position(self.position_ids[:, :s])
+        keep = self.causal[None, None, :s, :s] & (attention_mask[:, None, None, :] > 0)
+        for n1, attn, n2, mlp in zip(self.norms1, self.attns, self.norms2, self.mlps):
+            x = x + attn(n1(x), keep)
+            x = x + mlp(n2(x))
+        return self.head(self.norm(x))
+
+
+def token_and_mask_inputs():
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 100, (2, 10), generator=g, dtype=torch.long)
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[1, 7:] = 0  # the second row is padded
+    return ids, mask
+
+
 def models():
     import torchvision
+    tokens = {0: "batch", 1: "sequence"}
     return {
         "resnet18": (lambda: torchvision.models.resnet18(weights=None), [(1, 3, 224, 224)],
                      {"input_0": {0: "batch"}}),
@@ -73,23 +129,27 @@ def models():
         "lstm_bidirectional": (LstmTagger, [(7, 3, 16)], {"input_0": {0: "seq", 1: "batch"}}),
         "gru": (GruEncoder, [(2, 6, 12)], {"input_0": {0: "batch", 1: "seq"}}),
         "mlp_block": (MlpMixer, [(4, 32)], {"input_0": {0: "batch"}}),
+        "gpt_causal_mask": (CausalLmWithMask, token_and_mask_inputs,
+                            {"input_ids": tokens, "attention_mask": tokens, "logits": tokens},
+                            ["input_ids", "attention_mask"], ["logits"]),
     }
 
 
-def export(name, make, shapes, dynamic, root):
+def export(name, make, shapes, dynamic, root, input_names=None, output_names=None):
+    """shapes: a list of input shapes (random normal inputs) or a function making the inputs."""
     folder = os.path.join(root, "pytorch-models", name)
     if os.path.exists(os.path.join(folder, "test_data_set_0", "output_0.pb")):
         return
     os.makedirs(os.path.join(folder, "test_data_set_0"), exist_ok=True)
     torch.manual_seed(0)
     model = make().eval()
-    inputs = tuple(torch.randn(*s) for s in shapes)
+    inputs = shapes() if callable(shapes) else tuple(torch.randn(*s) for s in shapes)
     with torch.no_grad():
         outputs = model(*inputs)
     if isinstance(outputs, torch.Tensor):
         outputs = (outputs,)
-    input_names = [f"input_{i}" for i in range(len(inputs))]
-    output_names = [f"output_{i}" for i in range(len(outputs))]
+    input_names = input_names or [f"input_{i}" for i in range(len(inputs))]
+    output_names = output_names or [f"output_{i}" for i in range(len(outputs))]
     path = os.path.join(folder, "model.onnx")
     torch.onnx.export(model, inputs, path, input_names=input_names, output_names=output_names,
                       dynamic_axes=dynamic, opset_version=17)
@@ -102,13 +162,16 @@ def export(name, make, shapes, dynamic, root):
 
 
 def write(path, tensor):
+    array = tensor.detach().numpy()
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
     with open(path, "wb") as f:
-        f.write(numpy_helper.from_array(tensor.detach().numpy().astype(np.float32)).SerializeToString())
+        f.write(numpy_helper.from_array(array).SerializeToString())
 
 
 def main(root):
-    for name, (make, shapes, dynamic) in models().items():
-        export(name, make, shapes, dynamic, root)
+    for name, (make, shapes, dynamic, *names) in models().items():
+        export(name, make, shapes, dynamic, root, *names)
 
 
 if __name__ == "__main__":

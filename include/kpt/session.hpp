@@ -39,6 +39,28 @@ enum class Precision { FP32, BF16, INT8, Auto, FP16 };
 const char* precision_name(Precision p);
 Precision parse_precision(const std::string& s);  // "fp32", "bf16", "int8", "auto", "fp16"
 
+// Shape buckets (ARCHITECTURE.md, runtime): sizes declared per symbolic input dim. A run whose
+// size of a paddable symbol lies at or below a bucket is padded up to the smallest such bucket
+// and runs on that bucket's plan (outputs sliced back); other runs get a plan made for their
+// exact shape, kept in a bounded LRU (SessionOptions::max_exact_plans).
+struct ShapeBuckets {
+  enum class Padding {
+    Auto,    // paddable when the symbol is the batch dim or appears in a mask input
+    Always,  // declared paddable ("seq~=128,512")
+    Never,   // only exactly these sizes run on pinned plans ("seq==128,512")
+  };
+  struct Symbol {
+    std::vector<int64_t> sizes;  // ascending, distinct, positive
+    Padding padding = Padding::Auto;
+  };
+  std::map<std::string, Symbol> symbols;
+  bool empty() const { return symbols.empty(); }
+};
+// "batch=1,8,32;seq~=128,512": ';'-separated NAME=SIZES, where NAME~=SIZES declares the symbol
+// paddable and NAME==SIZES declares it not paddable. Sizes are sorted; errors name the part.
+ShapeBuckets parse_shape_buckets(const std::string& spec);
+std::string to_string(const ShapeBuckets& buckets);  // the spec parse_shape_buckets reads
+
 struct SessionOptions {
   OptimizationLevel optimization = OptimizationLevel::All;
   bool check_unsupported_at_load = true;  // fail at open() listing every unsupported op
@@ -63,6 +85,12 @@ struct SessionOptions {
   bool repack_engine = false;
   // Called as each long step of open() starts ("import", "optimize", ...), for progress lines.
   std::function<void(const std::string& step)> progress;
+  // Shape buckets; their symbols are checked against the model's input symbols at open.
+  ShapeBuckets buckets;
+  bool warm_buckets = false;  // run every bucket once at open (Session::warm_buckets)
+  // Plans made for exact shapes (memory plans, and each kernel's per-shape oneDNN primitives)
+  // are kept for this many most recent shapes; bucket plans are pinned and not counted.
+  size_t max_exact_plans = 8;
 };
 
 // What `Session::save_engine` builds for (see docs/ENGINE_FILE.md).
@@ -87,14 +115,39 @@ struct DeviceTensor {
   void* data = nullptr;
 };
 
+// The memory plan of one shape bucket, as Session::bucket_plans exports it and
+// Session::import_bucket_plans takes it back (engine files store these). Node and output
+// indices refer to the optimized graph (Session::graph()), which must be the same graph.
+struct BucketPlan {
+  std::map<std::string, int64_t> sizes;  // every input symbol -> its size in this bucket
+  struct Placement {
+    size_t node = 0, output = 0;  // node index in the optimized graph, output position
+    size_t bytes = 0, offset = 0;
+  };
+  size_t arena_bytes = 0;
+  std::vector<Placement> tensors;
+  // Outputs that are views of planned memory by design (node, output).
+  std::vector<std::pair<size_t, size_t>> expected_views;
+  int in_place = 0;
+};
+
+// How runs met the shape buckets since open.
+struct BucketStats {
+  int64_t bucket_runs = 0;  // sizes equal to a bucket
+  int64_t padded_runs = 0;  // padded up to a bucket
+  int64_t exact_runs = 0;   // on a plan for the exact shape
+};
+
 // What the memory planner did (see ARCHITECTURE.md, runtime): the arena a run needs against
 // the bytes of the tensors placed in it, had each its own allocation.
 struct MemoryStats {
   size_t arena_bytes = 0;
   size_t planned_tensor_bytes = 0;
   int planned_tensors = 0;
-  int in_place = 0;  // outputs written over an input that dies at that node
-  int plans = 0;     // input-shape signatures planned
+  int in_place = 0;      // outputs written over an input that dies at that node
+  int plans = 0;         // input-shape signatures planned
+  int pinned_plans = 0;  // of which kept for good (shape buckets)
+  int kept_plans = 0;    // plans held now
 };
 
 class Session {
@@ -141,6 +194,19 @@ class Session {
   MemoryStats memory_stats() const;
   // With precision auto: what each layer runs at and why, and the outputs' cosine to fp32.
   std::string precision_report() const;
+
+  // Shape buckets. Runs each bucket (every combination of the declared sizes) once on valid
+  // random inputs so its memory plan and kernel primitives exist before the first request;
+  // `other_sizes` gives input symbols that have no buckets. Returns the buckets it ran.
+  std::vector<std::map<std::string, int64_t>> warm_buckets(
+      const std::map<std::string, int64_t>& other_sizes = {}) const;
+  // The memory plans of the buckets run so far, and taking them back (checked against the
+  // graph: node and output indices, offsets within the arena).
+  std::vector<BucketPlan> bucket_plans() const;
+  void import_bucket_plans(const std::vector<BucketPlan>& plans) const;
+  BucketStats bucket_stats() const;
+  // Which symbols are paddable and why, one line per declared symbol.
+  std::string buckets_report() const;
 
   // Where one run's time goes: each top-level node with the kernel that ran it.
   struct NodeTime {

@@ -90,6 +90,42 @@ nlohmann::json parse_json(std::string_view text, const std::string& path, const 
 
 }  // namespace
 
+namespace {
+
+nlohmann::json bucket_plan_json(const BucketPlan& b) {
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& t : b.tensors) tensors.push_back({t.node, t.output, t.bytes, t.offset});
+  nlohmann::json views = nlohmann::json::array();
+  for (const auto& [node, output] : b.expected_views) views.push_back({node, output});
+  return {{"sizes", b.sizes},
+          {"arena_bytes", b.arena_bytes},
+          {"in_place", b.in_place},
+          {"tensors", tensors},
+          {"expected_views", views}};
+}
+
+// The shapes are checked here; whether the placements fit the graph is checked by
+// Session::import_bucket_plans.
+BucketPlan bucket_plan_from_json(const nlohmann::json& j, const std::string& path) {
+  try {
+    BucketPlan b;
+    b.sizes = j.at("sizes").get<std::map<std::string, int64_t>>();
+    b.arena_bytes = j.at("arena_bytes").get<size_t>();
+    b.in_place = j.at("in_place").get<int>();
+    for (const auto& t : j.at("tensors")) {
+      b.tensors.push_back({t.at(0).get<size_t>(), t.at(1).get<size_t>(), t.at(2).get<size_t>(),
+                           t.at(3).get<size_t>()});
+    }
+    for (const auto& v : j.at("expected_views"))
+      b.expected_views.emplace_back(v.at(0).get<size_t>(), v.at(1).get<size_t>());
+    return b;
+  } catch (const nlohmann::json::exception& e) {
+    fail(path + ": a bucket plan in the engine is malformed (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
 void Session::save_engine(const std::string& path, const EngineOptions& eo) const {
   const Impl& s = *impl_;
   auto progress = [&](const std::string& step) {
@@ -140,9 +176,12 @@ void Session::save_engine(const std::string& path, const EngineOptions& eo) cons
   }
   nlohmann::json opsets = nlohmann::json::object();
   collect_node_opsets(s.model.graph, opsets);
+  nlohmann::json bucket_plans_json = nlohmann::json::array();
+  for (const BucketPlan& b : bucket_plans()) bucket_plans_json.push_back(bucket_plan_json(b));
   const nlohmann::json kernels = {{"precision_by_node", precisions},
                                   {"node_opsets", opsets},
                                   {"packed", packed_index},
+                                  {"bucket_plans", bucket_plans_json},
                                   {"histogram", s.plan.histogram}};
   const std::string kernels_text = kernels.dump();
   w.begin_section(engine::SectionKind::Kernels);
@@ -161,10 +200,11 @@ void Session::save_engine(const std::string& path, const EngineOptions& eo) cons
     meta = nlohmann::json::parse(s.engine_metadata);
   } else {
     meta["source"] = source;
-    meta["options"] = {{"optimization", passes::level_name(s.options.optimization)},
-                       {"precision", precision_name(s.options.precision)},
-                       {"accuracy_budget", s.options.accuracy_budget},
-                       {"buckets", eo.buckets}};
+    meta["options"] = {
+        {"optimization", passes::level_name(s.options.optimization)},
+        {"precision", precision_name(s.options.precision)},
+        {"accuracy_budget", s.options.accuracy_budget},
+        {"buckets", s.options.buckets.empty() ? eo.buckets : to_string(s.options.buckets)}};
     meta["passes"] = s.optimization_text;
     meta["precision_report"] = s.precision_report;
     if (s.auto_result) meta["auto_precision"] = auto_json(*s.auto_result);
@@ -175,9 +215,7 @@ void Session::save_engine(const std::string& path, const EngineOptions& eo) cons
   meta["target"] = target.to_json();
   meta["kernels"] = s.plan.histogram;
   meta["packed_weights"] = packed_index.size();
-  // Shape buckets are recorded as given; per-bucket plans are made at the first run of each
-  // shape (the runtime's bucket API is not on this branch yet).
-  meta["bucket_plans"] = "not stored: memory plans are made at the first run of each shape";
+  meta["bucket_plans"] = bucket_plans_json.size();
   const std::string meta_text = meta.dump(2);
   w.begin_section(engine::SectionKind::Metadata);
   w.append(meta_text.data(), meta_text.size());
@@ -236,6 +274,17 @@ std::unique_ptr<Session::Impl> Session::load_engine(const std::string& path,
     }
   }
 
+  // The engine's buckets apply unless the caller declares others; their plans were made when
+  // the engine was, so nothing is warmed at load.
+  const std::string buckets = meta["options"].value("buckets", "");
+  if (impl->options.buckets.empty() && !buckets.empty()) {
+    impl->options.buckets = parse_shape_buckets(buckets);
+    if (kernels.contains("bucket_plans")) {
+      for (const auto& b : kernels["bucket_plans"])
+        impl->engine_bucket_plans.push_back(bucket_plan_from_json(b, path));
+    }
+  }
+  impl->options.warm_buckets = false;
   impl->options.precision = parse_precision(meta["options"].value("precision", "fp32"));
   impl->options.optimization =
       passes::level_from_name(meta["options"].value("optimization", "all"));

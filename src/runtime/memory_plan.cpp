@@ -10,14 +10,23 @@ namespace kpt::runtime {
 namespace {
 
 constexpr size_t kAlign = 64;
-constexpr size_t kMaxPlans = 8;
 constexpr size_t kMaxPooledArenas = 4;
 
 size_t aligned(size_t n) {
   return (n + kAlign - 1) / kAlign * kAlign;
 }
 
-std::string signature_of(const std::vector<Value>& inputs) {
+template <typename F>
+void for_each_tensor(Value& v, F&& f) {
+  if (v.is_tensor()) f(v.tensor);
+  if (v.is_sequence()) {
+    for (auto& t : v.sequence) f(t);
+  }
+}
+
+}  // namespace
+
+std::string MemoryPlanner::signature(const std::vector<Value>& inputs) {
   std::string s;
   for (const auto& v : inputs) {
     if (v.is_tensor()) {
@@ -32,16 +41,6 @@ std::string signature_of(const std::vector<Value>& inputs) {
   }
   return s;
 }
-
-template <typename F>
-void for_each_tensor(Value& v, F&& f) {
-  if (v.is_tensor()) f(v.tensor);
-  if (v.is_sequence()) {
-    for (auto& t : v.sequence) f(t);
-  }
-}
-
-}  // namespace
 
 bool allows_in_place(const ir::Node& node) {
   static const std::set<std::string> ops = {"Add",
@@ -86,7 +85,8 @@ class ArenaPool {
   std::vector<std::shared_ptr<Storage>> blocks_;
 };
 
-MemoryPlanner::MemoryPlanner(const ir::Graph& g) : graph_(g), pool_(std::make_shared<ArenaPool>()) {
+MemoryPlanner::MemoryPlanner(const ir::Graph& g, size_t max_plans)
+    : graph_(g), max_plans_(max_plans), pool_(std::make_shared<ArenaPool>()) {
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     for (const auto& name : g.nodes[k].inputs) last_use_[name] = k;
     for (const auto& [n, a] : g.nodes[k].attrs) {
@@ -110,26 +110,69 @@ size_t MemoryPlanner::last_use(size_t node, size_t output) const {
   return it == last_use_.end() ? node : it->second;
 }
 
-std::unique_ptr<RunMemory> MemoryPlanner::begin(const std::vector<Value>& inputs) {
-  std::string sig = signature_of(inputs);
+std::unique_ptr<RunMemory> MemoryPlanner::begin(const std::vector<Value>& inputs, bool pinned) {
+  std::string sig = signature(inputs);
   std::shared_ptr<const MemoryPlan> plan;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = plans_.begin(); it != plans_.end(); ++it) {
-      if (it->first == sig) {
+    if (auto p = pinned_.find(sig); p != pinned_.end()) {
+      plan = p->second;
+    } else {
+      for (auto it = plans_.begin(); it != plans_.end(); ++it) {
+        if (it->first != sig) continue;
         plan = it->second;
-        plans_.splice(plans_.begin(), plans_, it);
+        if (pinned) {
+          pinned_.emplace(sig, plan);
+          plans_.erase(it);
+          report_.pinned++;
+        } else {
+          plans_.splice(plans_.begin(), plans_, it);
+        }
         break;
       }
     }
   }
-  return std::make_unique<RunMemory>(*this, std::move(sig), std::move(plan));
+  return std::make_unique<RunMemory>(*this, std::move(sig), std::move(plan), pinned);
 }
 
-void MemoryPlanner::store(const std::string& signature, MemoryPlan plan) {
+std::shared_ptr<const MemoryPlan> MemoryPlanner::find(const std::string& sig) const {
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto p = pinned_.find(sig); p != pinned_.end()) return p->second;
   for (const auto& [s, p] : plans_) {
-    if (s == signature) return;  // a concurrent run planned it first
+    if (s == sig) return p;
+  }
+  return nullptr;
+}
+
+void MemoryPlanner::import(const std::string& sig, MemoryPlan plan) {
+  const auto& nodes = graph_.nodes;
+  const auto where = [&](std::pair<size_t, size_t> key) {
+    return "node " + std::to_string(key.first) + " output " + std::to_string(key.second);
+  };
+  const auto check_output = [&](std::pair<size_t, size_t> key, const char* what) {
+    check(key.first < nodes.size() && key.second < nodes[key.first].outputs.size(),
+          std::string("memory plan: ") + what + " at " + where(key) + " is not in this graph (" +
+              std::to_string(nodes.size()) + " nodes); was the plan made for another model?");
+  };
+  plan.tensor_bytes = 0;
+  for (const auto& [key, t] : plan.tensors) {
+    check_output(key, "tensor");
+    check(t.bytes > 0 && t.offset % kAlign == 0 && t.offset <= plan.arena_bytes &&
+              t.bytes <= plan.arena_bytes - t.offset,
+          "memory plan: tensor at " + where(key) + " (" + std::to_string(t.bytes) +
+              " bytes at offset " + std::to_string(t.offset) + ") does not fit the arena of " +
+              std::to_string(plan.arena_bytes) + " bytes at a 64-byte-aligned offset");
+    plan.tensor_bytes += t.bytes;
+  }
+  for (const auto& key : plan.expected_views) check_output(key, "view");
+  store(sig, std::move(plan), true);
+}
+
+void MemoryPlanner::store(const std::string& signature, MemoryPlan plan, bool pinned) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pinned_.count(signature)) return;  // a concurrent run planned it first
+  for (const auto& [s, p] : plans_) {
+    if (s == signature) return;
   }
   report_.arena_bytes = std::max(report_.arena_bytes, plan.arena_bytes);
   report_.planned_tensor_bytes = std::max(report_.planned_tensor_bytes, plan.tensor_bytes);
@@ -137,18 +180,26 @@ void MemoryPlanner::store(const std::string& signature, MemoryPlan plan) {
       std::max(report_.planned_tensors, static_cast<int>(plan.tensors.size()));
   report_.in_place = std::max(report_.in_place, plan.in_place);
   report_.plans++;
-  plans_.emplace_front(signature, std::make_shared<const MemoryPlan>(std::move(plan)));
-  if (plans_.size() > kMaxPlans) plans_.pop_back();
+  auto shared = std::make_shared<const MemoryPlan>(std::move(plan));
+  if (pinned) {
+    pinned_.emplace(signature, std::move(shared));
+    report_.pinned++;
+    return;
+  }
+  plans_.emplace_front(signature, std::move(shared));
+  while (plans_.size() > max_plans_) plans_.pop_back();
 }
 
 MemoryReport MemoryPlanner::report() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return report_;
+  MemoryReport r = report_;
+  r.kept = static_cast<int>(pinned_.size() + plans_.size());
+  return r;
 }
 
 RunMemory::RunMemory(MemoryPlanner& planner, std::string signature,
-                     std::shared_ptr<const MemoryPlan> plan)
-    : planner_(planner), signature_(std::move(signature)), plan_(std::move(plan)) {
+                     std::shared_ptr<const MemoryPlan> plan, bool pinned)
+    : planner_(planner), signature_(std::move(signature)), pinned_(pinned), plan_(std::move(plan)) {
   if (plan_ && plan_->arena_bytes > 0) {
     auto block = planner_.pool_->acquire(plan_->arena_bytes);
     base_ = static_cast<char*>(block->data);
@@ -325,7 +376,7 @@ void RunMemory::make_plan() {
   }
   plan.expected_views = views_;
   plan.arena_bytes = arena;
-  planner_.store(signature_, std::move(plan));
+  planner_.store(signature_, std::move(plan), pinned_);
 }
 
 }  // namespace kpt::runtime

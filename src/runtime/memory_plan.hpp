@@ -4,7 +4,8 @@
 // tensors whose lifetimes overlap never share bytes, and elementwise nodes may write over an
 // input that dies at that node. Plans are made per input-shape signature: the first run with a
 // new signature records sizes, lifetimes and aliases (views such as Reshape's), the next ones
-// use the plan.
+// use the plan. Plans of shape buckets are pinned; the others are kept for the most recent
+// `max_plans` signatures.
 #include <cstddef>
 #include <list>
 #include <map>
@@ -25,6 +26,8 @@ struct MemoryReport {
   int planned_tensors = 0;
   int in_place = 0;  // outputs written over a dying input
   int plans = 0;     // signatures planned so far
+  int pinned = 0;    // plans kept for good (shape buckets)
+  int kept = 0;      // plans held now, pinned included
 };
 
 // One planned tensor: node output (node, output) at byte `offset` of the arena.
@@ -48,14 +51,23 @@ class RunMemory;
 // Per session; thread-safe. Each run asks begin() for the memory of that run.
 class MemoryPlanner {
  public:
-  explicit MemoryPlanner(const ir::Graph& g);
+  MemoryPlanner(const ir::Graph& g, size_t max_plans);
   ~MemoryPlanner();
-  std::unique_ptr<RunMemory> begin(const std::vector<Value>& inputs);
+  // The memory of one run; `pinned`: its signature's plan is never evicted.
+  std::unique_ptr<RunMemory> begin(const std::vector<Value>& inputs, bool pinned = false);
   MemoryReport report() const;
+
+  // The key plans are kept under: the dtypes and dims of a run's inputs.
+  static std::string signature(const std::vector<Value>& inputs);
+  // The plan made for a signature, if one is held.
+  std::shared_ptr<const MemoryPlan> find(const std::string& signature) const;
+  // Takes a plan made elsewhere (an engine file) for a signature, pinned. Fails naming the
+  // first entry whose node, output or place does not fit this graph and the plan's arena.
+  void import(const std::string& signature, MemoryPlan plan);
 
  private:
   friend class RunMemory;
-  void store(const std::string& signature, MemoryPlan plan);
+  void store(const std::string& signature, MemoryPlan plan, bool pinned);
 
   size_t last_use(size_t node, size_t output) const;
 
@@ -63,6 +75,8 @@ class MemoryPlanner {
   // Last node reading each value; nodes.size() for graph outputs (they outlive the run).
   std::map<std::string, size_t> last_use_;
   mutable std::mutex mu_;
+  size_t max_plans_;
+  std::map<std::string, std::shared_ptr<const MemoryPlan>> pinned_;
   std::list<std::pair<std::string, std::shared_ptr<const MemoryPlan>>> plans_;  // LRU, newest first
   std::shared_ptr<ArenaPool> pool_;
   MemoryReport report_;
@@ -72,7 +86,8 @@ class MemoryPlanner {
 // arena that the plan does not expect (those are copied out, so reuse stays safe).
 class RunMemory {
  public:
-  RunMemory(MemoryPlanner& planner, std::string signature, std::shared_ptr<const MemoryPlan> plan);
+  RunMemory(MemoryPlanner& planner, std::string signature, std::shared_ptr<const MemoryPlan> plan,
+            bool pinned);
   ~RunMemory();
   Tensor allocate(size_t node, size_t output, DType dtype, const Dims& dims);
   void after_node(size_t node, const std::vector<const Value*>& inputs,
@@ -94,6 +109,7 @@ class RunMemory {
 
   MemoryPlanner& planner_;
   std::string signature_;
+  bool pinned_;
   std::shared_ptr<const MemoryPlan> plan_;  // null: recording
   std::shared_ptr<void> arena_;
   char* base_ = nullptr;

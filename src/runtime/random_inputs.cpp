@@ -28,10 +28,6 @@ std::string declared_shape(const IoInfo& info) {
   return s + "]";
 }
 
-bool is_mask(const IoInfo& info) {
-  return info.name.find("mask") != std::string::npos && info.dtype != DType::String;
-}
-
 // Ops that carry index values through unchanged (only their shape or type changes), through
 // their first input.
 bool passes_values_through(const std::string& op) {
@@ -41,6 +37,10 @@ bool passes_values_through(const std::string& op) {
 }
 
 }  // namespace
+
+bool is_mask_input(const IoInfo& info) {
+  return info.name.find("mask") != std::string::npos && info.dtype != DType::String;
+}
 
 Dims parse_dims(const std::string& text) {
   Dims dims;
@@ -90,7 +90,7 @@ Tensor random_input(const IoInfo& info, const std::map<std::string, int64_t>& di
     dims[i] = it == dim_values.end() ? 1 : it->second;
   }
   // A mask input attends everywhere: random values would mask positions at random.
-  if (is_mask(info)) {
+  if (is_mask_input(info)) {
     Tensor ones(DType::F64, dims);
     for (int64_t i = 0; i < ones.numel(); ++i) ones.data<double>()[i] = 1.0;
     return cast_tensor(ones, info.dtype);
@@ -212,7 +212,7 @@ std::map<std::string, Tensor> make_valid_inputs(const ir::Graph& g,
     check(info.kind == "tensor", "input '" + info.name + "' is a " + info.kind +
                                      "; random values can only be made for tensors");
     const Dims& d = dims.at(info.name);
-    if (is_mask(info)) {
+    if (is_mask_input(info)) {
       Tensor ones(DType::F64, d);
       for (int64_t i = 0; i < ones.numel(); ++i) ones.data<double>()[i] = 1.0;
       result[info.name] = cast_tensor(ones, info.dtype);

@@ -13,6 +13,9 @@ struct Graph;
 
 namespace kpt::runtime {
 
+// An attention-mask-like input: its name contains "mask" (numbers or bools, 1 = attend).
+bool is_mask_input(const IoInfo& info);
+
 // Parses "8x128" (or "" for a scalar) into dims.
 Dims parse_dims(const std::string& text);
 

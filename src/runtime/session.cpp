@@ -1,10 +1,14 @@
 #include "kpt/session.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <set>
 
 #include "analysis/shape_inference.hpp"
 #include "backends/cpu/parallel.hpp"
+#include "backends/cpu/shape_plan_cache.hpp"
 #include "engine/engine_file.hpp"
 #include "ir/model.hpp"
 #include "kpt/error.hpp"
@@ -36,6 +40,32 @@ IoInfo io_info(const ir::ValueInfo& v) {
       r.dims.push_back(d.known() ? d.value : -1);
       r.symbols.push_back(d.symbol);
     }
+  }
+  return r;
+}
+
+// The output's dims as declared where they name an input symbol, else as shape inference
+// found them (exporters name output dims on their own, like "Gemmoutput_0_dim_0"), so shape
+// buckets know which output axes carry which input symbol.
+IoInfo output_info(const ir::Graph& g, const ir::ValueInfo& v,
+                   const std::set<std::string>& input_symbols) {
+  IoInfo r = io_info(v);
+  auto it = g.value_types.find(v.name);
+  if (it == g.value_types.end() || it->second.kind != ir::Type::Kind::Tensor || !it->second.shape) {
+    return r;
+  }
+  const ir::Shape& inferred = *it->second.shape;
+  if (!r.has_shape) {
+    r.has_shape = true;
+    r.dims.assign(inferred.size(), -1);
+    r.symbols.assign(inferred.size(), "");
+  }
+  if (r.dims.size() != inferred.size()) return r;
+  for (size_t d = 0; d < r.dims.size(); ++d) {
+    if (r.dims[d] >= 0 || input_symbols.count(r.symbols[d])) continue;
+    if (!inferred[d].known() && inferred[d].symbol.empty()) continue;
+    r.dims[d] = inferred[d].known() ? inferred[d].value : -1;
+    r.symbols[d] = inferred[d].symbol;
   }
   return r;
 }
@@ -101,13 +131,23 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
         runtime::plan_kernels(impl_->model.graph, impl_->options.precision, impl_->packed.get(),
                               impl_->from_engine ? &impl_->engine_precisions : nullptr);
     if (impl_->options.memory_planning) {
-      impl_->memory = std::make_unique<runtime::MemoryPlanner>(impl_->model.graph);
+      impl_->memory = std::make_unique<runtime::MemoryPlanner>(impl_->model.graph,
+                                                               impl_->options.max_exact_plans);
     }
   }
   for (const auto& i : g.inputs) {
     if (!g.initializers.count(i.name)) impl_->inputs.push_back(io_info(i));
   }
   for (const auto& o : g.outputs) impl_->outputs.push_back(io_info(o));
+  if (!impl_->options.buckets.empty()) {
+    std::set<std::string> input_symbols;
+    for (const auto& i : impl_->inputs) input_symbols.insert(i.symbols.begin(), i.symbols.end());
+    input_symbols.erase("");
+    std::vector<IoInfo> outputs;
+    for (const auto& o : g.outputs) outputs.push_back(output_info(g, o, input_symbols));
+    impl_->buckets =
+        std::make_unique<runtime::BucketRouter>(impl_->options.buckets, impl_->inputs, outputs);
+  }
   if (impl_->options.fast_kernels && impl_->options.precision == Precision::Auto &&
       target.is_cpu() && !impl_->from_engine) {
     impl_->progress("auto precision (timing each layer at fp32, bf16 and int8)");
@@ -125,6 +165,10 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
       return false;
     });
   }
+  if (impl_->buckets && impl_->options.warm_buckets) {
+    impl_->progress("plan each shape bucket (one run each)");
+    warm_buckets();
+  }
 }
 
 std::vector<std::string> Session::Impl::chosen_packed_prefixes() const {
@@ -141,7 +185,11 @@ Session& Session::operator=(Session&&) noexcept = default;
 Session::~Session() = default;
 
 Session Session::open(const std::string& path, SessionOptions options) {
-  if (engine::is_engine_file(path)) return Session(load_engine(path, options));
+  if (engine::is_engine_file(path)) {
+    Session session(load_engine(path, options));
+    session.import_bucket_plans(session.impl_->engine_bucket_plans);
+    return session;
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->source_path = path;
@@ -205,6 +253,8 @@ MemoryStats Session::memory_stats() const {
   m.planned_tensors = r.planned_tensors;
   m.in_place = r.in_place;
   m.plans = r.plans;
+  m.pinned_plans = r.pinned;
+  m.kept_plans = r.kept;
   return m;
 }
 
@@ -298,26 +348,45 @@ std::vector<Value> Session::Impl::calibration_inputs() const {
   return positional(given);
 }
 
+std::vector<Value> Session::Impl::execute(const std::map<std::string, Value>& inputs,
+                                          const runtime::NodeObserver* observer) const {
+  std::vector<Value> in = positional(inputs);  // validates the inputs as given
+  runtime::BucketRoute route;
+  if (buckets) {
+    route = buckets->route(inputs);
+    if (route.kind == runtime::BucketRoute::Kind::Padded)
+      in = positional(buckets->pad(inputs, route));
+    (route.kind == runtime::BucketRoute::Kind::Exact    ? exact_runs
+     : route.kind == runtime::BucketRoute::Kind::Padded ? padded_runs
+                                                        : bucket_runs)++;
+  }
+  const bool pinned = route.kind != runtime::BucketRoute::Kind::Exact && route.pinned;
+  cpu::set_num_threads(options.threads);
+  const cpu::ShapePlanScope plan_policy({options.max_exact_plans, pinned});
+  std::unique_ptr<runtime::RunMemory> run_memory;
+  if (memory) {
+    run_memory = memory->begin(in, pinned);
+    if (pinned) {
+      std::lock_guard<std::mutex> lock(bucket_mu);
+      bucket_signatures.emplace(runtime::MemoryPlanner::signature(in), route.run);
+    }
+  }
+  auto outputs =
+      runtime::run_graph(model.graph, in, nullptr, plan.by_node.empty() ? nullptr : &plan.by_node,
+                         run_memory.get(), observer);
+  if (route.kind == runtime::BucketRoute::Kind::Padded) buckets->slice(outputs, route);
+  return outputs;
+}
+
 std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) const {
-  const auto& g = impl_->model.graph;
-  std::vector<Value> positional = impl_->positional(inputs);
-  if (impl_->device) return impl_->device->run(positional, {});
-  cpu::set_num_threads(impl_->options.threads);
-  std::unique_ptr<runtime::RunMemory> memory;
-  if (impl_->memory) memory = impl_->memory->begin(positional);
-  return runtime::run_graph(g, positional, nullptr,
-                            impl_->plan.by_node.empty() ? nullptr : &impl_->plan.by_node,
-                            memory.get());
+  if (impl_->device) return impl_->device->run(impl_->positional(inputs), {});
+  return impl_->execute(inputs, nullptr);
 }
 
 std::vector<Value> Session::run_profiled(const std::map<std::string, Value>& inputs,
                                          std::vector<NodeTime>& times) const {
   const auto& g = impl_->model.graph;
   check(!impl_->device, "per-node profiles are measured on target cpu only");
-  std::vector<Value> positional = impl_->positional(inputs);
-  cpu::set_num_threads(impl_->options.threads);
-  std::unique_ptr<runtime::RunMemory> memory;
-  if (impl_->memory) memory = impl_->memory->begin(positional);
   times.clear();
   // Nodes run one after another, so a node's time is the gap since the previous one finished.
   auto last = std::chrono::steady_clock::now();
@@ -332,9 +401,7 @@ std::vector<Value> Session::run_profiled(const std::map<std::string, Value>& inp
                              std::chrono::duration<double, std::milli>(now - last).count()});
     last = now;
   };
-  return runtime::run_graph(g, positional, nullptr,
-                            impl_->plan.by_node.empty() ? nullptr : &impl_->plan.by_node,
-                            memory.get(), &observe);
+  return impl_->execute(inputs, &observe);
 }
 
 std::vector<Value> Session::run_bound(
@@ -383,6 +450,71 @@ std::vector<Tensor> Session::run_tensors(const std::map<std::string, Tensor>& in
     out.push_back(std::move(v.tensor));
   }
   return out;
+}
+
+std::vector<std::map<std::string, int64_t>> Session::warm_buckets(
+    const std::map<std::string, int64_t>& other_sizes) const {
+  if (!impl_->buckets) return {};
+  const auto all = impl_->buckets->combinations(other_sizes);
+  for (const auto& sizes : all) {
+    const auto inputs = runtime::make_valid_inputs(
+        impl_->model.graph, impl_->inputs, runtime::input_dims_for(impl_->inputs, sizes), {});
+    std::map<std::string, Value> feeds;
+    for (const auto& [name, t] : inputs) feeds[name] = Value::of(t);
+    impl_->execute(feeds, nullptr);
+  }
+  return all;
+}
+
+std::vector<BucketPlan> Session::bucket_plans() const {
+  std::vector<BucketPlan> result;
+  if (!impl_->memory) return result;
+  std::lock_guard<std::mutex> lock(impl_->bucket_mu);
+  for (const auto& [signature, sizes] : impl_->bucket_signatures) {
+    const auto plan = impl_->memory->find(signature);
+    if (!plan) continue;  // its first run has not finished
+    BucketPlan b;
+    b.sizes = sizes;
+    b.arena_bytes = plan->arena_bytes;
+    b.in_place = plan->in_place;
+    for (const auto& [key, t] : plan->tensors) {
+      b.tensors.push_back({key.first, key.second, t.bytes, t.offset});
+    }
+    b.expected_views.assign(plan->expected_views.begin(), plan->expected_views.end());
+    result.push_back(std::move(b));
+  }
+  return result;
+}
+
+void Session::import_bucket_plans(const std::vector<BucketPlan>& plans) const {
+  if (!impl_->memory) return;  // memory planning is off: nothing to place
+  for (const auto& b : plans) {
+    // The signature of inputs of the bucket's sizes (zeros: only dtypes and dims count).
+    std::map<std::string, Value> feeds;
+    for (const auto& [name, dims] : runtime::input_dims_for(impl_->inputs, b.sizes)) {
+      auto info = std::find_if(impl_->inputs.begin(), impl_->inputs.end(),
+                               [&](const IoInfo& i) { return i.name == name; });
+      feeds[name] = Value::of(Tensor(info->dtype, dims));
+    }
+    const std::string signature = runtime::MemoryPlanner::signature(impl_->positional(feeds));
+    runtime::MemoryPlan plan;
+    plan.arena_bytes = b.arena_bytes;
+    plan.in_place = b.in_place;
+    for (const auto& t : b.tensors) plan.tensors[{t.node, t.output}] = {t.bytes, t.offset};
+    plan.expected_views.insert(b.expected_views.begin(), b.expected_views.end());
+    impl_->memory->import(signature, std::move(plan));
+    std::lock_guard<std::mutex> lock(impl_->bucket_mu);
+    impl_->bucket_signatures.emplace(signature, b.sizes);
+  }
+}
+
+BucketStats Session::bucket_stats() const {
+  return BucketStats{impl_->bucket_runs.load(), impl_->padded_runs.load(),
+                     impl_->exact_runs.load()};
+}
+
+std::string Session::buckets_report() const {
+  return impl_->buckets ? impl_->buckets->report() : "";
 }
 
 }  // namespace kpt

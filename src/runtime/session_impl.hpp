@@ -1,8 +1,10 @@
 #pragma once
 // Session's state, shared by session.cpp (open from ONNX, run) and engine_session.cpp (engine
 // files: save and load).
+#include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,8 +15,10 @@
 #include "passes/pass_manager.hpp"
 #include "runtime/auto_precision.hpp"
 #include "runtime/device_executor.hpp"
+#include "runtime/executor.hpp"
 #include "runtime/kernel_plan.hpp"
 #include "runtime/memory_plan.hpp"
+#include "runtime/shape_buckets.hpp"
 
 namespace kpt {
 
@@ -36,7 +40,13 @@ struct Session::Impl {
   bool from_engine = false;
   std::map<std::string, Precision> engine_precisions;  // by node's first output
   std::string engine_metadata;
+  std::vector<BucketPlan> engine_bucket_plans;      // imported once the session is built
   std::unique_ptr<runtime::DeviceExecutor> device;  // target cuda
+  std::unique_ptr<runtime::BucketRouter> buckets;
+  mutable std::atomic<int64_t> bucket_runs{0}, padded_runs{0}, exact_runs{0};
+  mutable std::mutex bucket_mu;
+  // Memory-plan signature -> the symbol sizes of each bucket that has run.
+  mutable std::map<std::string, std::map<std::string, int64_t>> bucket_signatures;
 
   void progress(const std::string& step) const {
     if (options.progress) options.progress(step);
@@ -44,6 +54,9 @@ struct Session::Impl {
   std::vector<Value> positional(const std::map<std::string, Value>& inputs,
                                 const std::map<std::string, DeviceTensor>& on_device = {}) const;
   std::vector<Value> calibration_inputs() const;
+  // A run: routed through the shape buckets, planned, observed when `observer` is given.
+  std::vector<Value> execute(const std::map<std::string, Value>& inputs,
+                             const runtime::NodeObserver* observer) const;
   // "<first output>|<precision>|" of every node's kernel as planned (see packed_weights.hpp).
   std::vector<std::string> chosen_packed_prefixes() const;
 };

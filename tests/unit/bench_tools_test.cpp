@@ -12,6 +12,7 @@
 #include "kpt/session.hpp"
 #include "runtime/random_inputs.hpp"
 #include "tests/testing/model_builder.hpp"
+#include "tools/kpt/bench_mixed.hpp"
 #include "tools/kpt/bench_report.hpp"
 #include "tools/kpt/bench_stats.hpp"
 #include "tools/kpt/svg_chart.hpp"
@@ -301,6 +302,23 @@ TEST(BenchReport, LabelsChartAndTableComeFromTheResults) {
   EXPECT_NE(md.find("| llama_1b | input_ids=8x128 | 2 | bf16 | 40.000 | — | — | not compared |"),
             std::string::npos)
       << md;
+}
+
+TEST(BenchMixed, RangeParsesAndLengthsRepeatForASeed) {
+  const cli::MixedRange r = cli::parse_mixed_range("seq=16..256");
+  EXPECT_EQ(r.symbol, "seq");
+  EXPECT_EQ(r.lo, 16);
+  EXPECT_EQ(r.hi, 256);
+  for (const char* bad : {"seq", "seq=16", "seq=..8", "seq=9..8", "seq=0..8", "=1..2"}) {
+    EXPECT_THROW(cli::parse_mixed_range(bad), Error) << bad;
+  }
+  const auto a = cli::mixed_lengths(r, 50, 1), b = cli::mixed_lengths(r, 50, 1);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, cli::mixed_lengths(r, 50, 2));
+  for (int64_t n : a) {
+    EXPECT_GE(n, 16);
+    EXPECT_LE(n, 256);
+  }
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "passes/pass.hpp"
 #include "runtime/random_inputs.hpp"
 #include "sys/cpu_info.hpp"
+#include "tools/kpt/bench_mixed.hpp"
 #include "tools/kpt/bench_report.hpp"
 #include "tools/kpt/bench_stats.hpp"
 #include "tools/kpt/commands.hpp"
@@ -52,6 +53,12 @@ struct Args {
   std::string target = "cpu";
   bool no_cuda_graphs = false;
   bool repack = false;
+  std::string buckets;
+  size_t max_exact_plans = 8;
+  std::string mixed;
+  int requests = 200;
+  uint64_t seed = 1;
+  bool interleave = false;
 };
 
 // One profiled run, summed by op and kernel, heaviest first.
@@ -190,6 +197,32 @@ void run(const Args& args) {
   options.target = a.target;
   options.cuda_graphs = !a.no_cuda_graphs;
   options.repack_engine = a.repack;
+  options.max_exact_plans = a.max_exact_plans;
+  if (!a.buckets.empty()) options.buckets = parse_shape_buckets(a.buckets);
+  if (!a.mixed.empty()) {
+    check(a.compare.empty(), "--mixed compares buckets with exact shapes; drop --compare");
+    MixedBenchArgs m;
+    m.model = a.model;
+    m.options = options;
+    m.buckets = options.buckets;
+    m.inputs = a.inputs;
+    m.range = parse_mixed_range(a.mixed);
+    m.requests = a.requests;
+    m.seed = a.seed;
+    m.interleave = a.interleave;
+    m.rtol = a.rtol;
+    m.atol = a.atol;
+    const nlohmann::json j = run_mixed_bench(m);
+    if (!a.json.empty()) {
+      std::ofstream(a.json) << j.dump(1) << "\n";
+      std::cout << "wrote " << a.json << "\n";
+    }
+    if (!j["agreement"]["pass"].get<bool>()) {
+      fail("bucketed outputs disagree with exact-shape outputs: " +
+           j["agreement"]["first_failure"].get<std::string>());
+    }
+    return;
+  }
   nlohmann::json j;
   std::map<std::string, Tensor> inputs;
   std::vector<std::string> output_names;
@@ -204,6 +237,7 @@ void run(const Args& args) {
       precision = parse_precision(a.precision);
     }
     inputs = make_inputs(session, a.inputs);
+    std::printf("%s", session.buckets_report().c_str());
     std::map<std::string, Value> feeds;
     nlohmann::json inputs_json = nlohmann::json::object();
     for (const auto& [name, t] : inputs) {
@@ -392,6 +426,20 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--json", a->json, "Write the results as JSON");
   cmd->add_option("--chart", a->chart, "Write a bar chart of p50 latency (SVG)");
   cmd->add_option("--label", a->label, "Name of this run in JSON, charts and tables");
+  cmd->add_option("--buckets", a->buckets,
+                  "Shape buckets, like \"batch=1,8;seq=128,512\" (NAME~=: paddable, NAME==: "
+                  "never padded; default: padded when the batch dim or in a mask input)");
+  cmd->add_option("--max-exact-plans", a->max_exact_plans,
+                  "Plans kept for shapes outside the buckets (LRU; default 8)");
+  cmd->add_option("--mixed", a->mixed,
+                  "SYMBOL=LO..HI: a stream of --requests whose SYMBOL size is uniform in LO..HI, "
+                  "run with exact-shape plans and with --buckets on the same inputs; reports "
+                  "both, the speedup and whether their outputs agree");
+  cmd->add_option("--requests", a->requests, "--mixed: requests in the stream (default 200)");
+  cmd->add_option("--seed", a->seed, "--mixed: seed of the lengths and inputs (default 1)");
+  cmd->add_flag("--interleave", a->interleave,
+                "--mixed: keep both sessions loaded and alternate them request by request, so "
+                "load from other processes falls on both alike (twice the memory)");
   cmd->callback([a] { run(*a); });
   add_bench_report(app);
 }

@@ -49,6 +49,11 @@ void run(const Args& a) {
     options.precision = parse_precision(precision);
     options.target = a.target;
     options.progress = progress_printer();
+    if (!a.buckets.empty()) {
+      // Each bucket runs once now, so its memory plan and primitives exist and are stored.
+      options.buckets = parse_shape_buckets(a.buckets);
+      options.warm_buckets = true;
+    }
   } else {
     // Graph passes only: the kernels are not needed to explain them.
     options.fast_kernels = false;

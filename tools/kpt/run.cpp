@@ -23,6 +23,7 @@ struct Args {
   std::string output_dir;
   std::string level = "all";
   bool repack = false;
+  std::string buckets;
 };
 
 std::pair<std::string, std::string> split_assignment(const std::string& s, const char* flag) {
@@ -35,7 +36,9 @@ void run(const Args& a) {
   SessionOptions options;
   options.optimization = passes::level_from_name(a.level);
   options.repack_engine = a.repack;
+  if (!a.buckets.empty()) options.buckets = parse_shape_buckets(a.buckets);
   Session session = Session::open(a.model, options);
+  std::cout << session.buckets_report();
   std::map<std::string, Value> inputs;
   for (const auto& s : a.inputs) {
     auto [name, file] = split_assignment(s, "--input");
@@ -58,6 +61,14 @@ void run(const Args& a) {
     inputs[info.name] = Value::of(t);
   }
   auto outputs = session.run(inputs);
+  if (!a.buckets.empty()) {
+    const BucketStats b = session.bucket_stats();
+    std::cout << "bucket "
+              << (b.padded_runs   ? "padded up to a bucket's shape, outputs sliced back"
+                  : b.bucket_runs ? "ran at a bucket's shape"
+                                  : "outside the buckets: ran at its exact shape")
+              << "\n";
+  }
   if (!a.output_dir.empty()) std::filesystem::create_directories(a.output_dir);
   for (size_t i = 0; i < outputs.size(); ++i) {
     const auto& name = session.outputs()[i].name;
@@ -89,6 +100,8 @@ void add_run(CLI::App& app) {
   cmd->add_option("--level", a->level,
                   "Optimization level: none, basic, extended, all (default all); comparing "
                   "outputs across levels checks the optimizer");
+  cmd->add_option("--buckets", a->buckets,
+                  "Shape buckets, like \"batch=1,8;seq=128,512\" (see kpt bench --help)");
   cmd->callback([a] { run(*a); });
 }
 

@@ -15,6 +15,7 @@
 #include "backends/cpu/dnnl_context.hpp"
 #include "backends/cpu/kernel_registry.hpp"
 #include "backends/cpu/parallel.hpp"
+#include "backends/cpu/shape_plan_cache.hpp"
 #include "ops/run_node.hpp"
 
 namespace kpt::cpu {
@@ -71,7 +72,7 @@ class DnnlConv : public ops::Kernel {
       ops::run_reference(ctx);
       return;
     }
-    const Plan* plan = plan_for(xd);
+    const auto plan = plan_for(xd);
     if (plan == nullptr) {
       ops::run_reference(ctx);
       return;
@@ -119,8 +120,14 @@ class DnnlConv : public ops::Kernel {
     ctx.set_output(0, y);
   }
 
-  // Builds the plan for a shape known at load, so the weights are packed before the first run.
-  void warm(const Dims& x) const { plan_for(blocked_ ? plain_of_blocked(x) : x); }
+  // Builds the plan for a shape known at load, so the weights are packed before the first run;
+  // a static shape is the model's own, so its plan is pinned like a shape bucket's.
+  void warm(const Dims& x) const {
+    ShapePlanPolicy policy = shape_plan_policy();
+    policy.pin = true;
+    const ShapePlanScope scope(policy);
+    plan_for(blocked_ ? plain_of_blocked(x) : x);
+  }
 
   // N x C/16 x H x W x 16 -> N x C x H x W; empty when `d` is not blocked.
   static Dims plain_of_blocked(const Dims& d) {
@@ -179,21 +186,15 @@ class DnnlConv : public ops::Kernel {
     return v;
   }
 
-  const Plan* plan_for(const Dims& x) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = plans_.find(x);
-    if (it != plans_.end()) return it->second.get();
-    auto plan = make_plan(x);
-    const Plan* p = plan.get();
-    plans_[x] = std::move(plan);
-    return p;
+  std::shared_ptr<const Plan> plan_for(const Dims& x) const {
+    return plans_.get(x, [&] { return make_plan(x); });
   }
 
-  std::unique_ptr<Plan> make_plan(const Dims& x) const {
+  std::shared_ptr<const Plan> make_plan(const Dims& x) const {
     const Dims in(x.begin() + 2, x.end());
     auto geo = conv_geometry(spec_, in);
     if (!geo) return nullptr;
-    auto plan = std::make_unique<Plan>();
+    auto plan = std::make_shared<Plan>();
     plan->out_dims = {x[0], w_.dim(0)};
     plan->out_dims.insert(plan->out_dims.end(), geo->out.begin(), geo->out.end());
     const int64_t g = spec_.group, m = w_.dim(0), c = x[1];
@@ -326,8 +327,8 @@ class DnnlConv : public ops::Kernel {
   bool has_z_, bf16_, blocked_;
   PackedWeights* store_;
   std::string packed_prefix_;
-  mutable std::mutex mu_;
-  mutable std::map<Dims, std::unique_ptr<Plan>> plans_;
+  ShapePlanCache<Dims, Plan> plans_;  // by plain input dims
+  // Weights per layout; only make_plan touches it, under plans_'s lock.
   mutable std::vector<std::pair<memory::desc, std::shared_ptr<memory>>> packed_;
 };
 

@@ -46,42 +46,42 @@ std::optional<Dims> BatchedMatmul::output_dims(const Dims& a, const Dims& b) {
 
 std::shared_ptr<const BatchedMatmul::Plan> BatchedMatmul::plan_for(const Dims& a,
                                                                    const Dims& b) const {
-  const auto key = std::make_tuple(a, b, omp_get_max_threads());
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = plans_.find(key);
-  if (it != plans_.end()) return it->second;
-  std::shared_ptr<Plan> plan;
-  try {
-    const size_t r = std::max(a.size(), b.size());
-    const Dims pa = padded(a, r), pb = padded(b, r);
-    const Dims y = *output_dims(a, b);
-    plan = std::make_shared<Plan>();
-    plan->a_md = plain(pa);
-    plan->b_md = plain(pb);
-    plan->y_md = plain(y);
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    if (activation_) {
-      dnnl::post_ops ops;
-      ops.append_eltwise(1.f, activation_->alg, activation_->alpha, activation_->beta);
-      attr.set_post_ops(ops);
-    }
-    const auto desc = [&] {
-      if (!has_bias_) return dnnl::matmul::desc(plan->a_md, plan->b_md, plan->y_md);
-      Dims bias(r, 1);
-      bias[r - 1] = y[r - 1];
-      plan->bias_md = plain(bias);
-      return dnnl::matmul::desc(plan->a_md, plan->b_md, plan->bias_md, plan->y_md);
-    }();
-    const dnnl::matmul::primitive_desc pd(desc, attr, dnnl_util::engine());
-    plan->matmul = dnnl::matmul(pd);
-    plan->scratchpad_bytes = pd.scratchpad_desc().get_size();
-  } catch (const dnnl::error&) {
-    plan = nullptr;  // a broadcast or shape oneDNN does not run
+  return plans_.get(std::make_tuple(a, b, omp_get_max_threads()),
+                    [&]() -> std::shared_ptr<const Plan> {
+                      try {
+                        return make_plan(a, b);
+                      } catch (const dnnl::error&) {
+                        return nullptr;  // a broadcast or shape oneDNN does not run
+                      }
+                    });
+}
+
+std::shared_ptr<const BatchedMatmul::Plan> BatchedMatmul::make_plan(const Dims& a,
+                                                                    const Dims& b) const {
+  const size_t r = std::max(a.size(), b.size());
+  const Dims pa = padded(a, r), pb = padded(b, r);
+  const Dims y = *output_dims(a, b);
+  auto plan = std::make_shared<Plan>();
+  plan->a_md = plain(pa);
+  plan->b_md = plain(pb);
+  plan->y_md = plain(y);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (activation_) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, activation_->alg, activation_->alpha, activation_->beta);
+    attr.set_post_ops(ops);
   }
-  // Attention shapes change with the sequence length; bound the map.
-  if (plans_.size() >= 256) plans_.clear();
-  plans_.emplace(key, plan);
+  const auto desc = [&] {
+    if (!has_bias_) return dnnl::matmul::desc(plan->a_md, plan->b_md, plan->y_md);
+    Dims bias(r, 1);
+    bias[r - 1] = y[r - 1];
+    plan->bias_md = plain(bias);
+    return dnnl::matmul::desc(plan->a_md, plan->b_md, plan->bias_md, plan->y_md);
+  }();
+  const dnnl::matmul::primitive_desc pd(desc, attr, dnnl_util::engine());
+  plan->matmul = dnnl::matmul(pd);
+  plan->scratchpad_bytes = pd.scratchpad_desc().get_size();
   return plan;
 }
 

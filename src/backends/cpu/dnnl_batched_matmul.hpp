@@ -1,14 +1,14 @@
 #pragma once
 // MatMul of two run-time tensors (attention's Q·Kᵀ and P·V): A[..., M, K] x B[..., K, N] with
 // numpy broadcasting of the batch dims, as one oneDNN batched matmul in fp32, optionally with
-// a bias[N] and an activation fused. Primitives are created per shape pair and kept.
-#include <map>
+// a bias[N] and an activation fused. Primitives are created per shape pair and kept under the
+// session's plan policy (shape_plan_cache.hpp).
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <tuple>
 
 #include "backends/cpu/dnnl_context.hpp"
+#include "backends/cpu/shape_plan_cache.hpp"
 
 namespace kpt::cpu {
 
@@ -33,11 +33,11 @@ class BatchedMatmul {
     size_t scratchpad_bytes = 0;
   };
   std::shared_ptr<const Plan> plan_for(const Dims& a, const Dims& b) const;
+  std::shared_ptr<const Plan> make_plan(const Dims& a, const Dims& b) const;
 
   bool has_bias_;
   std::optional<dnnl_util::Eltwise> activation_;
-  mutable std::mutex mutex_;
-  mutable std::map<std::tuple<Dims, Dims, int>, std::shared_ptr<const Plan>> plans_;
+  ShapePlanCache<std::tuple<Dims, Dims, int>, Plan> plans_;  // (A dims, B dims, threads)
 };
 
 }  // namespace kpt::cpu

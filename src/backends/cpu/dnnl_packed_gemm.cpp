@@ -171,21 +171,13 @@ std::shared_ptr<const PackedGemm::Plan> PackedGemm::make_plan(int64_t m) const {
 }
 
 std::shared_ptr<const PackedGemm::Plan> PackedGemm::plan_for(int64_t m) const {
-  const std::pair<int64_t, int> key{m, omp_get_max_threads()};
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = plans_.find(key);
-  if (it != plans_.end()) return it->second;
-  std::shared_ptr<const Plan> plan;
-  try {
-    plan = make_plan(m);
-  } catch (const dnnl::error&) {
-    plan = nullptr;  // no oneDNN kernel for this M with the packed layout
-  }
-  // Shapes seen at run time are few (batch x sequence buckets); a bound keeps a stream of
-  // distinct lengths from growing the map without end.
-  if (plans_.size() >= 256) plans_.clear();
-  plans_.emplace(key, plan);
-  return plan;
+  return plans_.get({m, omp_get_max_threads()}, [&]() -> std::shared_ptr<const Plan> {
+    try {
+      return make_plan(m);
+    } catch (const dnnl::error&) {
+      return nullptr;  // no oneDNN kernel for this M with the packed layout
+    }
+  });
 }
 
 bool PackedGemm::run(const float* a, int64_t m, const float* bias, float* y) const {

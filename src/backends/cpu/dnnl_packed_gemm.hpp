@@ -3,11 +3,10 @@
 //   Y[M, N] = act(op(A)[M, K] · (alpha · W)[K, N] + bias[N]) + beta · Y_before
 // with W reordered once, at construction, into the layout oneDNN's kernel reads fastest (and
 // converted to bf16, or quantized to s8 per column, by precision). M varies per run; the
-// primitive for each M is created once and kept.
+// primitive for each M is created once and kept under the session's plan policy.
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,6 +14,7 @@
 
 #include "backends/cpu/dnnl_context.hpp"
 #include "backends/cpu/packed_weights.hpp"
+#include "backends/cpu/shape_plan_cache.hpp"
 #include "kpt/session.hpp"
 
 namespace kpt::cpu {
@@ -76,9 +76,8 @@ class PackedGemm {
   std::vector<float> w_scales_;
   std::vector<int32_t> w_column_sums_;
 
-  mutable std::mutex mutex_;
   // (rows, threads) -> plan; nullptr where oneDNN has no kernel.
-  mutable std::map<std::pair<int64_t, int>, std::shared_ptr<const Plan>> plans_;
+  ShapePlanCache<std::pair<int64_t, int>, Plan> plans_;
 };
 
 }  // namespace kpt::cpu
