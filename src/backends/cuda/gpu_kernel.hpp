@@ -41,6 +41,14 @@ struct GpuPrepareContext {
   // the only values a kernel may read on the host.
   std::vector<bool> host_known;
   DType float_dtype = DType::F16;  // what f32 values are stored and computed as on the device
+  // Inputs (and output 0) the planner hands over as [batch, seq, heads, head_dim] although the
+  // node's type says [batch, heads, seq, head_dim]: it skipped the head transposes around an
+  // Attention node (cuda_plan.cpp). Empty / false: as typed.
+  std::vector<bool> seq_major_inputs;
+  bool seq_major_output = false;
+  bool seq_major_input(size_t i) const {
+    return i < seq_major_inputs.size() && seq_major_inputs[i];
+  }
 
   bool has_input(size_t i) const { return i < node.inputs.size() && !node.inputs[i].empty(); }
   // The element type an input has on the device (f32 becomes float_dtype); Undefined if unknown.

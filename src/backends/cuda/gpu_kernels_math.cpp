@@ -1,5 +1,7 @@
 // GPU adapters for products: MatMul, Gemm and kpt.MatMulBiasAct on cuBLASLt (bias and
 // activation in the GEMM's epilogue where cuBLASLt has it), and Attention on flash attention.
+#include <utility>
+
 #include "backends/cuda/attention.hpp"
 #include "backends/cuda/gpu_kernel.hpp"
 #include "backends/cuda/pointwise.hpp"
@@ -184,25 +186,46 @@ std::unique_ptr<GpuKernel> make_attention(const GpuPrepareContext& c) {
   }
   const bool causal = c.node.attr_int("is_causal", 0) != 0;
   const float scale = c.node.attr_float("scale", 0.0f);
+  const bool seq_major[3] = {c.seq_major_input(0), c.seq_major_input(1), c.seq_major_input(2)};
+  const bool seq_major_out = c.seq_major_output;
+  const bool any_seq_major = seq_major[0] || seq_major[1] || seq_major[2] || seq_major_out;
   return std::make_unique<LambdaGpuKernel>(
-      std::string("cuda.flash_attention") + (causal ? "(causal)" : ""),
-      [causal, scale, has_mask](GpuRunContext& ctx, GpuArgs& g) {
+      std::string("cuda.flash_attention") + (causal ? "(causal)" : "") +
+          (any_seq_major ? "(seq-major)" : ""),
+      [causal, scale, has_mask, seq_major, seq_major_out](GpuRunContext& ctx, GpuArgs& g) {
         const DeviceBuffer& qb = *g.in[0];
         const DeviceBuffer& kb = *g.in[1];
         const DeviceBuffer& vb = *g.in[2];
-        const Dims& qd = qb.dims();
+        // Dims as [batch, heads, seq, head_dim] whichever way the buffer holds them.
+        auto heads_first = [](const DeviceBuffer& b, bool sm) {
+          Dims d = b.dims();
+          if (d.size() != 4)
+            throw Error("Attention on the GPU: Q, K and V must be 4-D, not " + b.describe());
+          if (sm) std::swap(d[1], d[2]);
+          return d;
+        };
+        const Dims qd = heads_first(qb, seq_major[0]);
+        const Dims kd = heads_first(kb, seq_major[1]);
+        const Dims vd = heads_first(vb, seq_major[2]);
         AttentionArgs at;
         at.dtype = qb.dtype();
         at.batch = qd[0];
         at.heads = qd[1];
         at.seq_q = qd[2];
         at.head_dim = qd[3];
-        at.seq_kv = kb.dims()[2];
-        if (kb.dims() != vb.dims() || kb.dims()[0] != at.batch || kb.dims()[1] != at.heads ||
-            kb.dims()[3] != at.head_dim)
+        at.seq_kv = kd[2];
+        if (kd != vd || kd[0] != at.batch || kd[1] != at.heads || kd[3] != at.head_dim)
           throw Error("Attention on the GPU: K " + kb.describe() + " and V " + vb.describe() +
                       " must match Q " + qb.describe() + " in batch, heads and head size");
-        g.out[0] = ctx.alloc.allocate(qb.dtype(), qd);
+        auto strides = [&](bool sm, int64_t seq) {
+          return sm ? HeadStrides::seq_major(at.heads, seq, at.head_dim) : HeadStrides{};
+        };
+        at.q_strides = strides(seq_major[0], at.seq_q);
+        at.k_strides = strides(seq_major[1], at.seq_kv);
+        at.v_strides = strides(seq_major[2], at.seq_kv);
+        at.o_strides = strides(seq_major_out, at.seq_q);
+        g.out[0] = ctx.alloc.allocate(
+            qb.dtype(), seq_major_out ? Dims{at.batch, at.seq_q, at.heads, at.head_dim} : qd);
         DeviceBuffer lens;
         if (has_mask) {
           const DeviceBuffer& m = *g.in[3];
