@@ -7,8 +7,10 @@
 #include <cuda_runtime.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/cuda/device_buffer.hpp"
@@ -30,6 +32,11 @@ struct GpuRunContext {
   CublasLtGemm& gemm;
   RunAllocator& alloc;
   int32_t* error_word = nullptr;  // device word for DeviceErrorBit flags (reduce.hpp)
+  // Buffers derived from one of the run's values, kept until the run ends so that nodes deriving
+  // the same thing share one computation (every layer's attention turns the same mask into key
+  // lengths). Keyed by what was derived and the source's plan value id (GpuArgs::in_values);
+  // nullptr: nothing is shared.
+  std::map<std::pair<std::string, int>, DeviceBuffer>* derived = nullptr;
 };
 
 struct GpuPrepareContext {
@@ -65,6 +72,7 @@ struct GpuArgs {
   std::vector<const DeviceBuffer*> in;
   std::vector<const Tensor*> host;
   std::vector<DeviceBuffer> out;
+  std::vector<int> in_values;  // the inputs' plan value ids (-1 where omitted); may be empty
 };
 
 class GpuKernel {
