@@ -126,6 +126,12 @@ class LambdaGpuKernel : public GpuKernel {
   Fn fn_;
 };
 
+// `count` projections of one input X [..., K] by weights W [count, K, N] (+ bias [count, N]) as
+// one batched GEMM; output i is X * W[i] (+ bias[i]), [..., N]. Inputs X, W(, bias). The planner
+// makes it for sibling kpt.MatMulBiasAct nodes (attention's Q, K and V projections).
+std::unique_ptr<GpuKernel> make_sibling_projections(DType float_dtype, int64_t count,
+                                                    bool has_bias);
+
 // Helpers the adapters share.
 // The float types the CUDA kernels compute in (f32, f16, bf16).
 inline bool is_kernel_float(DType d) {

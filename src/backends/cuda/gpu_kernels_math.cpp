@@ -268,6 +268,31 @@ std::unique_ptr<GpuKernel> make_attention(const GpuPrepareContext& c) {
 
 }  // namespace
 
+std::unique_ptr<GpuKernel> make_sibling_projections(DType float_dtype, int64_t count,
+                                                    bool has_bias) {
+  return std::make_unique<LambdaGpuKernel>(
+      "cublasLt.gemm(" + dtype_tag(float_dtype) + " x" + std::to_string(count) + " siblings)",
+      [count, has_bias](GpuRunContext& ctx, GpuArgs& g) {
+        const DeviceBuffer& x = *g.in[0];
+        const DeviceBuffer& w = *g.in[1];
+        const Dims& wd = w.dims();
+        if (wd.size() != 3 || wd[0] != count || x.dims().empty() || x.dims().back() != wd[1])
+          throw Error("sibling projections on the GPU: input " + x.describe() +
+                      " does not fit stacked weights " + w.describe());
+        const int64_t k = wd[1], n = wd[2], m = x.numel() / k;
+        Dims out = x.dims();
+        out.back() = n;
+        DeviceBuffer all = ctx.alloc.allocate(x.dtype(), {count, m, n});
+        GemmShape shape{m, n, k, false, count};
+        ctx.gemm.run(gemm_precision(x.dtype()), shape, x.data(), w.data(), all.data(), ctx.stream,
+                     has_bias ? g.in[2]->data() : nullptr,
+                     has_bias ? Epilogue::Bias : Epilogue::None);
+        for (int64_t i = 0; i < count; ++i)
+          g.out[static_cast<size_t>(i)] = all.part(i * m * n, out);
+      },
+      std::vector<bool>(has_bias ? 3 : 2, false));
+}
+
 KPT_REGISTER_GPU_KERNEL("", "MatMul", make_matmul);
 KPT_REGISTER_GPU_KERNEL("", "Gemm", make_gemm);
 KPT_REGISTER_GPU_KERNEL("kpt", "MatMulBiasAct", make_matmul_bias_act);
