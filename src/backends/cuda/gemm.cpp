@@ -1,9 +1,7 @@
 #include "backends/cuda/gemm.hpp"
 
-#include <algorithm>
 #include <memory>
 #include <utility>
-#include <vector>
 
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/device.hpp"
@@ -71,44 +69,6 @@ cublasLtEpilogue_t lt_epilogue(Epilogue e) {
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
-// The candidate with the lowest median of a few timed launches (after one warm-up each); one
-// that fails to launch is skipped. Its outputs are overwritten by the real launch that follows.
-template <typename Launch>
-cublasLtMatmulAlgo_t fastest(const std::vector<cublasLtMatmulAlgo_t>& candidates,
-                             cublasLtMatmulAlgo_t chosen, Launch&& launch, cudaStream_t stream) {
-  if (candidates.size() < 2) return chosen;
-  constexpr int kRuns = 3;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  KPT_CUDA_CHECK(cudaEventCreate(&start));
-  KPT_CUDA_CHECK(cudaEventCreate(&stop));
-  float best = 0.0f;
-  bool have = false;
-  for (const auto& algo : candidates) {
-    if (launch(algo) != CUBLAS_STATUS_SUCCESS) continue;
-    std::vector<float> ms;
-    for (int r = 0; r < kRuns; ++r) {
-      KPT_CUDA_CHECK(cudaEventRecord(start, stream));
-      const cublasStatus_t st = launch(algo);
-      KPT_CUDA_CHECK(cudaEventRecord(stop, stream));
-      KPT_CUDA_CHECK(cudaEventSynchronize(stop));
-      if (st != CUBLAS_STATUS_SUCCESS) break;
-      float t = 0.0f;
-      KPT_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
-      ms.push_back(t);
-    }
-    if (ms.size() != kRuns) continue;
-    std::sort(ms.begin(), ms.end());
-    if (!have || ms[kRuns / 2] < best) {
-      best = ms[kRuns / 2];
-      chosen = algo;
-      have = true;
-    }
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return chosen;
-}
-
 }  // namespace
 
 struct CublasLtGemm::Plan {
@@ -116,10 +76,6 @@ struct CublasLtGemm::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
-  // cuBLASLt's heuristic ranks algorithms by a model, not by this chip's clock: the first run
-  // outside a graph capture times the candidates and keeps the fastest (`tuned`).
-  std::vector<cublasLtMatmulAlgo_t> candidates;
-  bool tuned = false;
   bool has_bias = false;
   bool fp8 = false;
   ~Plan() {
@@ -215,11 +171,10 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
   check_cublas(api_.pref_create(&pref), "cublasLtMatmulPreferenceCreate");
   const uint64_t ws = workspace_bytes_;
   api_.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-  constexpr int kCandidates = 8;
-  cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
+  cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t st = api_.heuristic(handle_, plan->desc, plan->a, plan->b, plan->c, plan->c,
-                                           pref, kCandidates, results, &found);
+                                           pref, 1, &result, &found);
   api_.pref_destroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0)
     throw Error("cuBLASLt has no algorithm for " +
@@ -227,10 +182,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
                 " GEMM " + std::to_string(shape.m) + "x" + std::to_string(shape.n) + "x" +
                 std::to_string(shape.k) + " with epilogue " + to_string(epilogue) + " (status " +
                 std::to_string(static_cast<int>(st)) + ")");
-  plan->algo = results[0].algo;
-  for (int i = 0; i < found; ++i) {
-    if (results[i].state == CUBLAS_STATUS_SUCCESS) plan->candidates.push_back(results[i].algo);
-  }
+  plan->algo = result.algo;
   Plan* p = plan.release();
   plans_[key] = p;
   return *p;
@@ -254,19 +206,9 @@ void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, co
         "B_SCALE_POINTER");
   }
   const float beta = 0.0f;
-  auto launch = [&](const cublasLtMatmulAlgo_t& algo) {
-    return api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c,
-                       plan.c, &algo, workspace_, workspace_bytes_, stream);
-  };
-  if (!plan.tuned) {
-    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-    KPT_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
-    if (capturing == cudaStreamCaptureStatusNone) {
-      plan.algo = fastest(plan.candidates, plan.algo, launch, stream);
-      plan.tuned = true;
-    }
-  }
-  check_cublas(launch(plan.algo), "cublasLtMatmul");
+  check_cublas(api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c,
+                           plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
+               "cublasLtMatmul");
 }
 
 void CublasLtGemm::run(GemmPrecision precision, const GemmShape& shape, const void* a,
