@@ -158,6 +158,13 @@ void check_model_on_gpu(Precision precision, bool graphs, double tol) {
   const std::string report = gpu_session.device_report();
   EXPECT_NE(report.find("cpu fallbacks 0"), std::string::npos) << report;
   EXPECT_NE(report.find("Attention 2"), std::string::npos) << report;
+  // Attention reads Q, K, V and writes its output in [batch, seq, heads, head_dim]: the 4 head
+  // transposes of each layer are views.
+  EXPECT_NE(report.find("cuda.flash_attention(seq-major) 2"), std::string::npos) << report;
+  EXPECT_NE(report.find("cuda.view(head transpose into attention) 8"), std::string::npos) << report;
+  EXPECT_EQ(report.find("cuda.transpose"), std::string::npos) << report;
+  // Q, K and V projections of each layer: one batched GEMM.
+  EXPECT_NE(report.find("x3 siblings) 2"), std::string::npos) << report;
   // Two signatures, each run three times: the first records (and captures), later ones replay.
   for (const auto& [lens, seq] : std::vector<std::pair<std::vector<int64_t>, int64_t>>{
            {{16, 9, 1}, 16}, {{40, 40}, 40}, {{16, 16, 5}, 16}}) {

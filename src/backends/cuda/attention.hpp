@@ -10,10 +10,22 @@
 
 namespace kpt::cuda {
 
+// Element strides of one operand's batch, head and sequence position (head_dim is contiguous).
+// All zero: contiguous [batch, heads, seq, head_dim]. {seq * heads * D, D, heads * D} reads
+// [batch, seq, heads, head_dim], a projection's output split into heads by a reshape alone, so
+// the usual head transposes before and after attention need not run.
+struct HeadStrides {
+  int64_t batch = 0, head = 0, seq = 0;
+  static HeadStrides seq_major(int64_t heads, int64_t seq, int64_t head_dim) {
+    return {seq * heads * head_dim, head_dim, heads * head_dim};
+  }
+};
+
 struct AttentionArgs {
   DType dtype = DType::F16;  // F16 or BF16 (Q, K, V and O)
   int64_t batch = 0, heads = 0, seq_q = 0, seq_kv = 0, head_dim = 0;
-  // [batch, heads, seq, head_dim], contiguous.
+  // Laid out as the strides below say (multiples of 8 elements, 16-byte aligned pointers).
+  HeadStrides q_strides, k_strides, v_strides, o_strides;
   const void* q = nullptr;
   const void* k = nullptr;
   const void* v = nullptr;

@@ -42,6 +42,7 @@ CublasLtLoad open_library() {
   resolve(lib, "cublasLtMatmulDescSetAttribute", api.desc_set, problem);
   resolve(lib, "cublasLtMatrixLayoutCreate", api.layout_create, problem);
   resolve(lib, "cublasLtMatrixLayoutDestroy", api.layout_destroy, problem);
+  resolve(lib, "cublasLtMatrixLayoutSetAttribute", api.layout_set, problem);
   resolve(lib, "cublasLtMatmulPreferenceCreate", api.pref_create, problem);
   resolve(lib, "cublasLtMatmulPreferenceDestroy", api.pref_destroy, problem);
   resolve(lib, "cublasLtMatmulPreferenceSetAttribute", api.pref_set, problem);

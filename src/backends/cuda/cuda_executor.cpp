@@ -367,7 +367,9 @@ std::vector<Slot> CudaExecutor::State::execute(Signature& sig, const std::vector
     return host_value(v)->dims();
   };
 
-  GpuRunContext ctx{s(), *gemm, alloc, error_word};
+  // Buffers nodes derived from this run's values (GpuRunContext::derived): freed when it ends.
+  std::map<std::pair<std::string, int>, DeviceBuffer> derived;
+  GpuRunContext ctx{s(), *gemm, alloc, error_word, &derived};
   for (size_t k = 0; k < plan.nodes.size(); ++k) {
     const PlanNode& pn = plan.nodes[k];
     const ir::Node& node = g.nodes[k];
@@ -398,6 +400,7 @@ std::vector<Slot> CudaExecutor::State::execute(Signature& sig, const std::vector
         a.in.assign(pn.in.size(), nullptr);
         a.host.assign(pn.in.size(), nullptr);
         a.out.resize(pn.out.size());
+        a.in_values = pn.in;
         for (size_t i = 0; i < pn.in.size(); ++i) {
           if (pn.in[i] < 0) continue;
           if (pn.kernel->host_inputs[i]) {

@@ -49,6 +49,7 @@ struct CudaPlan {
   std::vector<int> inputs, outputs;  // value ids of graph inputs and outputs
   std::vector<PlannedCopy> copies;
   std::string no_graph_reason;
+  std::vector<std::unique_ptr<Tensor>> owned_tensors;  // weights the planner made (stacked ones)
   std::vector<std::unique_ptr<ir::Type>>
       owned_types;  // of initializers the graph has no type for  // why a CUDA graph cannot hold
                     // the whole run ("" if it can)

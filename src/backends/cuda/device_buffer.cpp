@@ -60,6 +60,18 @@ DeviceBuffer DeviceBuffer::view(Dims dims) const {
   return b;
 }
 
+DeviceBuffer DeviceBuffer::part(int64_t offset, Dims dims) const {
+  const int64_t count = element_count(dims);
+  if (offset < 0 || offset + count > numel_)
+    throw Error("cannot take elements [" + std::to_string(offset) + ", " +
+                std::to_string(offset + count) + ") of " + describe());
+  DeviceBuffer b = *this;
+  b.dims_ = std::move(dims);
+  b.numel_ = count;
+  b.data_ = static_cast<char*>(data_) + static_cast<size_t>(offset) * dtype_size(dtype_);
+  return b;
+}
+
 DeviceBuffer DeviceBuffer::upload(const Tensor& t, DevicePool& pool, PinnedBuffer& staging,
                                   cudaStream_t stream) {
   DeviceBuffer b = allocate(t.dtype(), t.dims(), pool, stream);

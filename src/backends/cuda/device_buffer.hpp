@@ -25,6 +25,9 @@ class DeviceBuffer {
                            std::shared_ptr<void> keep_alive = {});
   // The same memory seen with other dims of the same element count (Reshape and friends).
   DeviceBuffer view(Dims dims) const;
+  // Elements [offset, offset + count(dims)) of this buffer as one of `dims`, sharing its memory
+  // (and keeping all of it alive): one output of a kernel that writes several back to back.
+  DeviceBuffer part(int64_t offset, Dims dims) const;
   // Copies `t` to new device memory through `staging` (pinned), asynchronously on `stream`.
   static DeviceBuffer upload(const Tensor& t, DevicePool& pool, PinnedBuffer& staging,
                              cudaStream_t stream);

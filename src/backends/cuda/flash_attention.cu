@@ -93,15 +93,17 @@ __device__ __forceinline__ int swz(int row, int chunk) {
   return row * D + ((chunk ^ (row & 7)) << 3);
 }
 
-// Copies rows [row0, row0 + ROWS) of a [seq, D] matrix into a swizzled tile; rows at or past
-// `valid` are zero-filled (cp.async with a source size of 0 reads nothing).
+// Copies rows [row0, row0 + ROWS) of a [seq, D] matrix whose rows are `stride` elements apart
+// into a swizzled tile; rows at or past `valid` are zero-filled (cp.async with a source size of 0
+// reads nothing).
 template <typename T, int D, int ROWS, int THREADS>
-__device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t row0, int64_t valid) {
+__device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t row0, int64_t valid,
+                                          int64_t stride) {
   constexpr int kChunks = D / 8;
   for (int idx = threadIdx.x; idx < ROWS * kChunks; idx += THREADS) {
     const int r = idx / kChunks, ch = idx % kChunks;
     const bool ok = row0 + r < valid;
-    const T* g = ok ? src + (row0 + r) * D + ch * 8 : src;
+    const T* g = ok ? src + (row0 + r) * stride + ch * 8 : src;
     cp_async16(smem_addr(tile + swz<D>(r, ch)), g, ok ? 16 : 0);
   }
 }
@@ -113,7 +115,8 @@ template <typename T, int D, bool kCausal, int WARPS, int MT, int kBc>
 __global__ void __launch_bounds__(WARPS * 32, 1)
     flash_forward(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                   T* __restrict__ o, int64_t heads, int64_t seq_q, int64_t seq_kv, float scale_log2,
-                  const int32_t* __restrict__ kv_lens) {
+                  const int32_t* __restrict__ kv_lens, HeadStrides qs, HeadStrides ks,
+                  HeadStrides vs, HeadStrides os) {
   constexpr int kThreads = WARPS * 32;
   constexpr int kWarpRows = 16 * MT;
   constexpr int kBr = WARPS * kWarpRows;
@@ -125,12 +128,12 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
   // Causal blocks with more queries see more keys: start those first.
   const int qb = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
   const int64_t bh = blockIdx.y;
-  const int64_t b = bh / heads;
+  const int64_t b = bh / heads, h = bh % heads;
   const int64_t q0 = static_cast<int64_t>(qb) * kBr;
-  const T* qg = q + bh * seq_q * D;
-  const T* kg = k + bh * seq_kv * D;
-  const T* vg = v + bh * seq_kv * D;
-  T* og = o + bh * seq_q * D;
+  const T* qg = q + b * qs.batch + h * qs.head;
+  const T* kg = k + b * ks.batch + h * ks.head;
+  const T* vg = v + b * vs.batch + h * vs.head;
+  T* og = o + b * os.batch + h * os.head;
 
   int64_t kv_len = seq_kv;
   if (kv_lens) kv_len = min(kv_len, static_cast<int64_t>(max(kv_lens[b], 0)));
@@ -143,10 +146,10 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
   const int wrow = warp * kWarpRows;  // this warp's first row in the block
 
   // Two copy groups per key block, K then V, so that S = Q K^T starts while V still arrives.
-  load_tile<T, D, kBr, kThreads>(sq, qg, q0, seq_q);
-  if (n_blocks > 0) load_tile<T, D, kBc, kThreads>(sk, kg, 0, seq_kv);
+  load_tile<T, D, kBr, kThreads>(sq, qg, q0, seq_q, qs.seq);
+  if (n_blocks > 0) load_tile<T, D, kBc, kThreads>(sk, kg, 0, seq_kv, ks.seq);
   cp_async_commit();
-  if (n_blocks > 0) load_tile<T, D, kBc, kThreads>(sv, vg, 0, seq_kv);
+  if (n_blocks > 0) load_tile<T, D, kBc, kThreads>(sv, vg, 0, seq_kv, vs.seq);
   cp_async_commit();
 
   constexpr int kKSteps = D / 16;   // k-steps of Q K^T
@@ -208,7 +211,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
     // Every warp is past its last read of K stage `next` (previous iteration): refill it.
     if (more)
       load_tile<T, D, kBc, kThreads>(sk + next * kBc * D, kg, static_cast<int64_t>(j + 1) * kBc,
-                                     seq_kv);
+                                     seq_kv, ks.seq);
     cp_async_commit();  // an empty group when there is nothing to load keeps the counting simple
     if (!warp_masked) {
       // Mask keys past the padding or the causal diagonal (block-relative ints: cheaper in
@@ -294,7 +297,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
     // Every warp is past its last read of V stage `next` (previous iteration): refill it.
     if (more)
       load_tile<T, D, kBc, kThreads>(sv + next * kBc * D, vg, static_cast<int64_t>(j + 1) * kBc,
-                                     seq_kv);
+                                     seq_kv, vs.seq);
     cp_async_commit();
   }
   cp_async_wait<0>();  // no copy may outlive the block (n_blocks == 0 leaves Q's in flight)
@@ -312,10 +315,24 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
 #pragma unroll
         for (int dt = 0; dt < kDTiles; ++dt) {
           const uint32_t packed = pack2<T>(acc[mt][dt][2 * h] * inv, acc[mt][dt][2 * h + 1] * inv);
-          *reinterpret_cast<uint32_t*>(og + row * D + dt * 8 + 2 * t) = packed;
+          *reinterpret_cast<uint32_t*>(og + row * os.seq + dt * 8 + 2 * t) = packed;
         }
       }
     }
+}
+
+// All-zero strides mean contiguous [batch, heads, seq, D].
+HeadStrides resolved(HeadStrides s, int64_t heads, int64_t seq, int64_t d) {
+  if (s.batch == 0 && s.head == 0 && s.seq == 0) return {heads * seq * d, seq * d, d};
+  return s;
+}
+
+void check_operand(const char* what, const void* p, const HeadStrides& s) {
+  const bool aligned = reinterpret_cast<uintptr_t>(p) % 16 == 0 && s.batch % 8 == 0 &&
+                       s.head % 8 == 0 && s.seq % 8 == 0;
+  if (!aligned)
+    throw Unsupported(std::string("flash attention: ") + what +
+                      " must be 16-byte aligned with strides that are multiples of 8 elements");
 }
 
 template <typename T, int D, bool kCausal, int WARPS, int MT, int kBc>
@@ -329,7 +346,9 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
                   static_cast<unsigned>(a.batch * a.heads));
   kernel<<<grid, WARPS * 32, smem, stream>>>(
       static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v),
-      static_cast<T*>(a.o), a.heads, a.seq_q, a.seq_kv, scale * 1.4426950408889634f, a.kv_lens);
+      static_cast<T*>(a.o), a.heads, a.seq_q, a.seq_kv, scale * 1.4426950408889634f, a.kv_lens,
+      resolved(a.q_strides, a.heads, a.seq_q, D), resolved(a.k_strides, a.heads, a.seq_kv, D),
+      resolved(a.v_strides, a.heads, a.seq_kv, D), resolved(a.o_strides, a.heads, a.seq_q, D));
   KPT_CUDA_CHECK_LAUNCH();
 }
 
@@ -365,6 +384,10 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.batch <= 0 || a.heads <= 0 || a.seq_q <= 0) return;
   if (a.seq_kv <= 0) throw Error("flash attention: no keys");
   if (a.batch * a.heads > 65535) throw Unsupported("flash attention: batch * heads > 65535");
+  check_operand("Q", a.q, a.q_strides);
+  check_operand("K", a.k, a.k_strides);
+  check_operand("V", a.v, a.v_strides);
+  check_operand("O", a.o, a.o_strides);
   if (a.dtype == DType::F16) {
     launch_typed<__half>(a, stream);
   } else if (a.dtype == DType::BF16) {

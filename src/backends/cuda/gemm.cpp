@@ -1,6 +1,7 @@
 #include "backends/cuda/gemm.hpp"
 
 #include <memory>
+#include <utility>
 
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/device.hpp"
@@ -145,6 +146,26 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
   }
   check_cublas(api_.layout_create(&plan->b, tin, k, m, static_cast<int64_t>(k)), "layout A");
   check_cublas(api_.layout_create(&plan->c, tout, n, m, static_cast<int64_t>(n)), "layout C");
+  if (shape.batch > 1) {
+    // cuBLASLt's A (our B) and C step by one matrix per batch; its B (our A) is shared.
+    const auto count = static_cast<int32_t>(shape.batch);
+    const int64_t b_stride = shape.k * shape.n, a_stride = 0, c_stride = shape.m * shape.n;
+    for (auto [layout, stride] : {std::pair{plan->a, b_stride}, std::pair{plan->b, a_stride},
+                                  std::pair{plan->c, c_stride}}) {
+      check_cublas(
+          api_.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count),
+          "BATCH_COUNT");
+      check_cublas(api_.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                   sizeof stride),
+                   "STRIDED_BATCH_OFFSET");
+    }
+    if (plan->has_bias) {
+      const int64_t bias_stride = shape.n;
+      check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, &bias_stride,
+                                 sizeof bias_stride),
+                   "BIAS_BATCH_STRIDE");
+    }
+  }
 
   cublasLtMatmulPreference_t pref = nullptr;
   check_cublas(api_.pref_create(&pref), "cublasLtMatmulPreferenceCreate");
@@ -193,13 +214,13 @@ void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, co
 void CublasLtGemm::run(GemmPrecision precision, const GemmShape& shape, const void* a,
                        const void* b, void* c, cudaStream_t stream, const void* bias,
                        Epilogue epilogue, float alpha) {
-  if (shape.m <= 0 || shape.n <= 0 || shape.k <= 0)
-    throw Error("cuBLASLt GEMM needs positive M, N, K");
+  if (shape.m <= 0 || shape.n <= 0 || shape.k <= 0 || shape.batch <= 0)
+    throw Error("cuBLASLt GEMM needs positive M, N, K and batch");
   DType out = DType::F32;
   if (precision == GemmPrecision::F16) out = DType::F16;
   if (precision == GemmPrecision::BF16) out = DType::BF16;
-  const Key key{static_cast<int>(precision), shape.m, shape.n, shape.k, shape.b_transposed,
-                static_cast<int>(epilogue),  false};
+  const Key key{static_cast<int>(precision), shape.m, shape.n,    shape.k, shape.b_transposed,
+                static_cast<int>(epilogue),  false,   shape.batch};
   std::lock_guard<std::mutex> lock(mu_);
   Plan& plan = plan_for(key, static_cast<int>(precision), shape, epilogue, out, false);
   execute(plan, a, b, c, bias, nullptr, nullptr, alpha, stream);
@@ -221,7 +242,8 @@ void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {
                 args.k,
                 true,
                 static_cast<int>(args.epilogue),
-                args.fast_accum};
+                args.fast_accum,
+                1};
   std::lock_guard<std::mutex> lock(mu_);
   Plan& plan = plan_for(key, kFp8Kind, shape, args.epilogue, args.out, args.fast_accum);
   execute(plan, args.a, args.b, args.c, args.bias, args.a_scale, args.b_scale, 1.0f, stream);

@@ -30,6 +30,9 @@ std::string to_string(Epilogue e);
 struct GemmShape {
   int64_t m = 0, n = 0, k = 0;
   bool b_transposed = false;
+  // Products of one A with `batch` B matrices stored back to back ([batch, K, N]), into C
+  // [batch, M, N] with bias [batch, N]: sibling projections of one input in one launch.
+  int64_t batch = 1;
 };
 
 // FP8 product: A [M,K] and B [N,K] (B must be transposed: the only layout cuBLASLt's FP8
@@ -69,7 +72,7 @@ class CublasLtGemm {
 
  private:
   struct Plan;
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, bool>;
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, bool, int64_t>;
   Plan& plan_for(const Key& key, int kind, const GemmShape& shape, Epilogue epilogue,
                  DType out_dtype, bool fast_accum);
   void execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,

@@ -7,8 +7,10 @@
 #include <cuda_runtime.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/cuda/device_buffer.hpp"
@@ -30,6 +32,11 @@ struct GpuRunContext {
   CublasLtGemm& gemm;
   RunAllocator& alloc;
   int32_t* error_word = nullptr;  // device word for DeviceErrorBit flags (reduce.hpp)
+  // Buffers derived from one of the run's values, kept until the run ends so that nodes deriving
+  // the same thing share one computation (every layer's attention turns the same mask into key
+  // lengths). Keyed by what was derived and the source's plan value id (GpuArgs::in_values);
+  // nullptr: nothing is shared.
+  std::map<std::pair<std::string, int>, DeviceBuffer>* derived = nullptr;
 };
 
 struct GpuPrepareContext {
@@ -41,6 +48,14 @@ struct GpuPrepareContext {
   // the only values a kernel may read on the host.
   std::vector<bool> host_known;
   DType float_dtype = DType::F16;  // what f32 values are stored and computed as on the device
+  // Inputs (and output 0) the planner hands over as [batch, seq, heads, head_dim] although the
+  // node's type says [batch, heads, seq, head_dim]: it skipped the head transposes around an
+  // Attention node (cuda_plan.cpp). Empty / false: as typed.
+  std::vector<bool> seq_major_inputs;
+  bool seq_major_output = false;
+  bool seq_major_input(size_t i) const {
+    return i < seq_major_inputs.size() && seq_major_inputs[i];
+  }
 
   bool has_input(size_t i) const { return i < node.inputs.size() && !node.inputs[i].empty(); }
   // The element type an input has on the device (f32 becomes float_dtype); Undefined if unknown.
@@ -57,6 +72,7 @@ struct GpuArgs {
   std::vector<const DeviceBuffer*> in;
   std::vector<const Tensor*> host;
   std::vector<DeviceBuffer> out;
+  std::vector<int> in_values;  // the inputs' plan value ids (-1 where omitted); may be empty
 };
 
 class GpuKernel {
@@ -109,6 +125,12 @@ class LambdaGpuKernel : public GpuKernel {
   std::string name_;
   Fn fn_;
 };
+
+// `count` projections of one input X [..., K] by weights W [count, K, N] (+ bias [count, N]) as
+// one batched GEMM; output i is X * W[i] (+ bias[i]), [..., N]. Inputs X, W(, bias). The planner
+// makes it for sibling kpt.MatMulBiasAct nodes (attention's Q, K and V projections).
+std::unique_ptr<GpuKernel> make_sibling_projections(DType float_dtype, int64_t count,
+                                                    bool has_bias);
 
 // Helpers the adapters share.
 // The float types the CUDA kernels compute in (f32, f16, bf16).
