@@ -5,6 +5,10 @@ onnxruntime-node, tools/ort/run_ort.js) and with kpt itself, and compare both wi
 expected outputs at the given tolerance (|got - want| <= atol + rtol * |want|).
 
     python3 scripts/export_roundtrip.py build/kpt CASE_DIR... [--rtol 1e-3] [--atol 1e-4]
+        [--via-engine]
+
+--via-engine: onnx -> kpt optimize -o model.kpt -> kpt export of the engine file (the issue's
+kpt -> onnx path), instead of exporting the ONNX file directly.
 
 Exit status 1 when any case fails; a table of max abs errors is printed either way."""
 import argparse
@@ -64,8 +68,13 @@ def run(cmd):
     return r.stdout
 
 
-def check_case(kpt, case, rtol, atol, tmp):
+def check_case(kpt, case, rtol, atol, tmp, via_engine=False):
     inputs, want, out_names = case_data(case)
+    source = os.path.join(case, "model.onnx")
+    if via_engine:
+        engine = os.path.join(tmp, "model.kpt")
+        run([kpt, "optimize", source, "-o", engine])
+        source = engine
     in_dir = os.path.join(tmp, "inputs")
     os.makedirs(in_dir, exist_ok=True)
     for n, a in inputs.items():
@@ -73,7 +82,7 @@ def check_case(kpt, case, rtol, atol, tmp):
     results = []
     for mode, flags in MODES.items():
         exported = os.path.join(tmp, f"{mode}.onnx")
-        summary = run([kpt, "export", os.path.join(case, "model.onnx"), "-o", exported] + flags)
+        summary = run([kpt, "export", source, "-o", exported] + flags)
         lowered = [line.strip() for line in summary.splitlines()[2:]]
         ort_dir = os.path.join(tmp, f"ort_{mode}")
         run(["node", ORT, exported, in_dir, ort_dir])
@@ -94,13 +103,15 @@ def main():
     p.add_argument("--rtol", type=float, default=1e-3)
     p.add_argument("--atol", type=float, default=1e-4)
     p.add_argument("-v", "--verbose", action="store_true", help="print what each export lowered")
+    p.add_argument("--via-engine", action="store_true",
+                   help="export from an engine file made from the model, not the model itself")
     a = p.parse_args()
     failed = 0
     for case in a.cases:
         name = os.path.relpath(case)
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                results = check_case(a.kpt, case, a.rtol, a.atol, tmp)
+                results = check_case(a.kpt, case, a.rtol, a.atol, tmp, a.via_engine)
             except RuntimeError as e:
                 print(f"FAIL {name}: {e}")
                 failed += 1

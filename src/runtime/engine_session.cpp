@@ -80,6 +80,16 @@ void restore_node_opsets(ir::Graph& g, const nlohmann::json& opsets) {
   }
 }
 
+void restore_graph_opsets(ir::Graph& g, const std::map<std::string, int>& opsets) {
+  g.opsets = opsets;
+  for (auto& n : g.nodes) {
+    for (auto& [name, a] : n.attrs) {
+      if (a.g) restore_graph_opsets(*a.g, opsets);
+      for (auto& sg : a.graphs) restore_graph_opsets(*sg, opsets);
+    }
+  }
+}
+
 nlohmann::json parse_json(std::string_view text, const std::string& path, const char* section) {
   try {
     return nlohmann::json::parse(text);
@@ -178,11 +188,10 @@ void Session::save_engine(const std::string& path, const EngineOptions& eo) cons
   collect_node_opsets(s.model.graph, opsets);
   nlohmann::json bucket_plans_json = nlohmann::json::array();
   for (const BucketPlan& b : bucket_plans()) bucket_plans_json.push_back(bucket_plan_json(b));
-  const nlohmann::json kernels = {{"precision_by_node", precisions},
-                                  {"node_opsets", opsets},
-                                  {"packed", packed_index},
-                                  {"bucket_plans", bucket_plans_json},
-                                  {"histogram", s.plan.histogram}};
+  const nlohmann::json kernels = {
+      {"precision_by_node", precisions},   {"node_opsets", opsets},
+      {"model_opsets", s.model.opsets},    {"packed", packed_index},
+      {"bucket_plans", bucket_plans_json}, {"histogram", s.plan.histogram}};
   const std::string kernels_text = kernels.dump();
   w.begin_section(engine::SectionKind::Kernels);
   w.append(kernels_text.data(), kernels_text.size());
@@ -257,6 +266,12 @@ std::unique_ptr<Session::Impl> Session::load_engine(const std::string& path,
             kernels.contains("node_opsets"),
         path + ": engine kernel plan lacks precision_by_node, packed or node_opsets");
   restore_node_opsets(impl->model.graph, kernels["node_opsets"]);
+  // The graph section's opset_import is the highest a node needs (ONNX has one per domain);
+  // the model's own imports are what export lowers to.
+  if (kernels.contains("model_opsets")) {
+    impl->model.opsets = kernels["model_opsets"].get<std::map<std::string, int>>();
+    restore_graph_opsets(impl->model.graph, impl->model.opsets);
+  }
   const nlohmann::json& precisions = kernels["precision_by_node"];
   for (auto it = precisions.begin(); it != precisions.end(); ++it)
     impl->engine_precisions[it.key()] = parse_precision(it.value().get<std::string>());
