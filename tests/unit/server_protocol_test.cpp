@@ -9,18 +9,12 @@
 #include "server/batching.hpp"
 #include "server/model_config.hpp"
 #include "server/protocol.hpp"
+#include "tests/testing/error_of.hpp"
 
 namespace kpt::server {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(ServerProtocol, ParsesJsonTensorsFlatAndNested) {
   auto r = parse_infer_request(

@@ -10,18 +10,12 @@
 #include "kpt/error.hpp"
 #include "server/model_config.hpp"
 #include "server/text_proto.hpp"
+#include "tests/testing/error_of.hpp"
 
 namespace kpt::server {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 const char* kTritonConfig = R"(# A Triton model configuration
 name: "bert"
