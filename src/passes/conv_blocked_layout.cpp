@@ -44,6 +44,7 @@ class ConvBlockedLayout : public Pass {
  public:
   std::string name() const override { return "conv_blocked_layout"; }
   Level level() const override { return Level::All; }
+  bool cpu_layout() const override { return true; }
   int run(ir::Graph& g) override {
     int candidates = 0;
     for (const auto& n : g.nodes) candidates += is_conv(n);

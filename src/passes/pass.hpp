@@ -10,6 +10,8 @@ namespace kpt::passes {
 
 // How much the optimizer may do. Each pass belongs to the lowest level that runs it.
 using Level = OptimizationLevel;
+// What the optimized graph will run on: a GPU target skips the CPU-layout passes.
+enum class PassTarget { Cpu, Gpu };
 Level level_from_name(const std::string& name);  // "none", "basic", "extended", "all"
 std::string level_name(Level level);
 
@@ -20,6 +22,9 @@ class Pass {
   virtual ~Pass() = default;
   virtual std::string name() const = 0;
   virtual Level level() const = 0;
+  // True for a pass that rewrites into a layout only the CPU kernels read (oneDNN's blocked
+  // convolutions): the optimizer skips it when the graph is meant for another target.
+  virtual bool cpu_layout() const { return false; }
   virtual int run(ir::Graph& g) = 0;
 };
 

@@ -55,14 +55,16 @@ std::map<std::string, int> op_histogram(const ir::Graph& g) {
   return h;
 }
 
-OptimizeReport optimize(ir::Graph& g, Level level, int max_rounds) {
+OptimizeReport optimize(ir::Graph& g, Level level, PassTarget target, int max_rounds) {
   OptimizeReport report;
   report.level = level;
   report.ops_before = op_histogram(g);
   if (int lowered = lower_gradients(g)) report.applied.push_back({"lower_gradient", lowered, 0});
   if (level != Level::None) {
     auto passes = PassRegistry::instance().create();
-    std::erase_if(passes, [&](const auto& p) { return p->level() > level; });
+    std::erase_if(passes, [&](const auto& p) {
+      return p->level() > level || (target != PassTarget::Cpu && p->cpu_layout());
+    });
     for (int round = 0; round < max_rounds; ++round) {
       ++report.rounds;
       int changed = 0;

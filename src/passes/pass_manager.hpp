@@ -22,8 +22,10 @@ struct OptimizeReport {
 };
 
 // Runs the registered passes up to `level`, repeating the sequence until a round changes
-// nothing (at most `max_rounds`), then verifies the graph.
-OptimizeReport optimize(ir::Graph& g, Level level, int max_rounds = 4);
+// nothing (at most `max_rounds`), then verifies the graph. Passes marked cpu_layout() run only
+// for PassTarget::Cpu.
+OptimizeReport optimize(ir::Graph& g, Level level, PassTarget target = PassTarget::Cpu,
+                        int max_rounds = 4);
 
 std::map<std::string, int> op_histogram(const ir::Graph& g);
 

@@ -105,7 +105,10 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   if (!impl_->from_engine) {
     impl_->progress("optimize (graph passes at level " +
                     passes::level_name(impl_->options.optimization) + ")");
-    impl_->optimize_report = passes::optimize(impl_->model.graph, impl_->options.optimization);
+    const bool for_cpu = runtime::parse_target(impl_->options.target).is_cpu();
+    impl_->optimize_report =
+        passes::optimize(impl_->model.graph, impl_->options.optimization,
+                         for_cpu ? passes::PassTarget::Cpu : passes::PassTarget::Gpu);
     impl_->optimization_text = impl_->optimize_report->explain();
   }
   if (impl_->options.check_unsupported_at_load) {

@@ -279,6 +279,19 @@ TEST(ConvBlockedLayout, ChainConvertsOnlyAtItsEnds) {
   }
 }
 
+// The blocked layout is a CPU kernel decision: a graph optimized for a GPU target keeps plain
+// Conv / FusedConv nodes, with the level-extended fusions still applied.
+TEST(ConvBlockedLayout, GpuTargetSkipsTheCpuLayout) {
+  ir::Graph opt = wide_chain(false);
+  const auto report = passes::optimize(opt, OptimizationLevel::All, passes::PassTarget::Gpu);
+  EXPECT_EQ(count_domain_op(opt, "Blocked16Conv"), 0) << ir::print(opt);
+  EXPECT_EQ(count_domain_op(opt, "ToBlocked16"), 0) << ir::print(opt);
+  int fused = 0;
+  for (const auto& n : opt.nodes) fused += n.op_type == "FusedConv";
+  EXPECT_EQ(fused, 2) << ir::print(opt);
+  for (const auto& r : report.applied) EXPECT_NE(r.pass, "conv_blocked_layout");
+}
+
 TEST(ConvBlockedLayout, NarrowOrLoneConvolutionsStayPlain) {
   ir::Graph lone = graph_with_input();  // 8 channels
   lone.initializers["w"] = random_f32({kC, kC, 3, 3}, 5);

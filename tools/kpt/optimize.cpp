@@ -6,10 +6,11 @@
 #include <filesystem>
 #include <iostream>
 
+#include "analysis/shape_inference.hpp"
 #include "engine/engine_target.hpp"
 #include "ir/graph.hpp"
 #include "kpt/session.hpp"
-#include "passes/pass.hpp"
+#include "passes/pass_manager.hpp"
 #include "runtime/device_executor.hpp"
 #include "tools/kpt/commands.hpp"
 
@@ -58,10 +59,25 @@ void run(const Args& a) {
     // Graph passes only: the kernels are not needed to explain them.
     options.fast_kernels = false;
   }
+  if (on_gpu && !engine) {
+    // Planning needs no device, so no cuda session is opened: the passes run here for the GPU
+    // target, as a cuda session runs them at open.
+    options.optimization = OptimizationLevel::None;
+    Session session = Session::open(a.model, options);
+    ir::Graph g = session.graph();
+    const passes::OptimizeReport report =
+        passes::optimize(g, passes::level_from_name(a.level), passes::PassTarget::Gpu);
+    analysis::infer_shapes(g);
+    if (a.explain || !a.print_graph) std::cout << report.explain();
+    if (a.print_graph) std::cout << ir::print(g);
+    std::cout << "plan for target " << a.target << ", precision " << precision << ": "
+              << runtime::describe_cuda_plan(g, parse_precision(precision));
+    return;
+  }
   Session session = Session::open(a.model, options);
   if (a.explain || (!a.print_graph && !engine)) std::cout << session.optimization_report();
   if (a.print_graph) std::cout << ir::print(session.graph());
-  if (!runtime::parse_target(a.target).is_cpu()) {
+  if (on_gpu) {
     std::cout << "plan for target " << a.target << ", precision " << precision << ": "
               << runtime::describe_cuda_plan(session.graph(), parse_precision(precision));
   }

@@ -32,6 +32,8 @@ std::string to_string(Epilogue e) {
       return "bias+gelu";
     case Epilogue::BiasRelu:
       return "bias+relu";
+    case Epilogue::Relu:
+      return "relu";
   }
   return "?";
 }
@@ -65,6 +67,8 @@ cublasLtEpilogue_t lt_epilogue(Epilogue e) {
       return CUBLASLT_EPILOGUE_GELU_BIAS;
     case Epilogue::BiasRelu:
       return CUBLASLT_EPILOGUE_RELU_BIAS;
+    case Epilogue::Relu:
+      return CUBLASLT_EPILOGUE_RELU;
   }
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
@@ -78,6 +82,7 @@ struct CublasLtGemm::Plan {
   cublasLtMatmulAlgo_t algo{};
   bool has_bias = false;
   bool fp8 = false;
+  bool row_order = false;  // GemmShape::bias_per_row: operands not swapped
   ~Plan() {
     if (a) api->layout_destroy(a);
     if (b) api->layout_destroy(b);
@@ -124,7 +129,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
   const cublasLtEpilogue_t epi = lt_epilogue(epilogue);
   check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
                "EPILOGUE");
-  plan->has_bias = epilogue != Epilogue::None;
+  plan->has_bias = epilogue != Epilogue::None && epilogue != Epilogue::Relu;
   if (plan->has_bias) {
     const cudaDataType_t bias_type = cuda_type(out_dtype);
     check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
@@ -139,19 +144,35 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
   const uint64_t m = static_cast<uint64_t>(shape.m), n = static_cast<uint64_t>(shape.n),
                  k = static_cast<uint64_t>(shape.k);
   const cudaDataType_t tin = cuda_type(in_dtype), tout = cuda_type(out_dtype);
-  if (shape.b_transposed) {
-    check_cublas(api_.layout_create(&plan->a, tin, k, n, static_cast<int64_t>(k)), "layout B");
+  plan->row_order = shape.bias_per_row;
+  if (plan->row_order) {
+    // Row order, operands in their natural places: cuBLASLt's A is our A [M, K], its B our B
+    // [K, N], its D our C [M, N]; D's rows are our rows, so the bias runs along M.
+    const cublasLtOrder_t row = CUBLASLT_ORDER_ROW;
+    check_cublas(api_.layout_create(&plan->a, tin, m, k, static_cast<int64_t>(k)), "layout A");
+    check_cublas(api_.layout_create(&plan->b, tin, k, n, static_cast<int64_t>(n)), "layout B");
+    check_cublas(api_.layout_create(&plan->c, tout, m, n, static_cast<int64_t>(n)), "layout C");
+    for (cublasLtMatrixLayout_t layout : {plan->a, plan->b, plan->c})
+      check_cublas(api_.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_ORDER, &row, sizeof row),
+                   "LAYOUT_ORDER");
   } else {
-    check_cublas(api_.layout_create(&plan->a, tin, n, k, static_cast<int64_t>(n)), "layout B");
+    if (shape.b_transposed) {
+      check_cublas(api_.layout_create(&plan->a, tin, k, n, static_cast<int64_t>(k)), "layout B");
+    } else {
+      check_cublas(api_.layout_create(&plan->a, tin, n, k, static_cast<int64_t>(n)), "layout B");
+    }
+    check_cublas(api_.layout_create(&plan->b, tin, k, m, static_cast<int64_t>(k)), "layout A");
+    check_cublas(api_.layout_create(&plan->c, tout, n, m, static_cast<int64_t>(n)), "layout C");
   }
-  check_cublas(api_.layout_create(&plan->b, tin, k, m, static_cast<int64_t>(k)), "layout A");
-  check_cublas(api_.layout_create(&plan->c, tout, n, m, static_cast<int64_t>(n)), "layout C");
   if (shape.batch > 1) {
-    // cuBLASLt's A (our B) and C step by one matrix per batch; its B (our A) is shared.
+    // Our B and C step by one matrix per batch; our A is shared. (Column order: cuBLASLt's A is
+    // our B and its B our A; row order: in place.)
     const auto count = static_cast<int32_t>(shape.batch);
     const int64_t b_stride = shape.k * shape.n, a_stride = 0, c_stride = shape.m * shape.n;
-    for (auto [layout, stride] : {std::pair{plan->a, b_stride}, std::pair{plan->b, a_stride},
-                                  std::pair{plan->c, c_stride}}) {
+    cublasLtMatrixLayout_t our_a = plan->row_order ? plan->a : plan->b;
+    cublasLtMatrixLayout_t our_b = plan->row_order ? plan->b : plan->a;
+    for (auto [layout, stride] :
+         {std::pair{our_b, b_stride}, std::pair{our_a, a_stride}, std::pair{plan->c, c_stride}}) {
       check_cublas(
           api_.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count),
           "BATCH_COUNT");
@@ -160,7 +181,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
                    "STRIDED_BATCH_OFFSET");
     }
     if (plan->has_bias) {
-      const int64_t bias_stride = shape.n;
+      const int64_t bias_stride = plan->row_order ? 0 : shape.n;
       check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, &bias_stride,
                                  sizeof bias_stride),
                    "BIAS_BATCH_STRIDE");
@@ -190,7 +211,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
 
 void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
                            const float* a_scale, const float* b_scale, float alpha,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, const void* residual) {
   if (plan.has_bias) {
     if (!bias) throw Error("cuBLASLt GEMM: the epilogue needs a bias");
     check_cublas(api_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
@@ -205,25 +226,31 @@ void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, co
         api_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_scale, sizeof a_scale),
         "B_SCALE_POINTER");
   }
-  const float beta = 0.0f;
-  check_cublas(api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c,
-                           plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
+  const float beta = residual ? 1.0f : 0.0f;
+  const void* c_in = residual ? residual : c;
+  const void* lt_a = plan.row_order ? a : b;
+  const void* lt_b = plan.row_order ? b : a;
+  check_cublas(api_.matmul(handle_, plan.desc, &alpha, lt_a, plan.a, lt_b, plan.b, &beta, c_in,
+                           plan.c, c, plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
                "cublasLtMatmul");
 }
 
 void CublasLtGemm::run(GemmPrecision precision, const GemmShape& shape, const void* a,
                        const void* b, void* c, cudaStream_t stream, const void* bias,
-                       Epilogue epilogue, float alpha) {
+                       Epilogue epilogue, float alpha, const void* residual) {
   if (shape.m <= 0 || shape.n <= 0 || shape.k <= 0 || shape.batch <= 0)
     throw Error("cuBLASLt GEMM needs positive M, N, K and batch");
+  if (shape.bias_per_row && shape.b_transposed)
+    throw Error("cuBLASLt GEMM: a per-row bias takes B as [K, N], not transposed");
   DType out = DType::F32;
   if (precision == GemmPrecision::F16) out = DType::F16;
   if (precision == GemmPrecision::BF16) out = DType::BF16;
-  const Key key{static_cast<int>(precision), shape.m, shape.n,    shape.k, shape.b_transposed,
-                static_cast<int>(epilogue),  false,   shape.batch};
+  const Key key{
+      static_cast<int>(precision), shape.m, shape.n,     shape.k,           shape.b_transposed,
+      static_cast<int>(epilogue),  false,   shape.batch, shape.bias_per_row};
   std::lock_guard<std::mutex> lock(mu_);
   Plan& plan = plan_for(key, static_cast<int>(precision), shape, epilogue, out, false);
-  execute(plan, a, b, c, bias, nullptr, nullptr, alpha, stream);
+  execute(plan, a, b, c, bias, nullptr, nullptr, alpha, stream, residual);
 }
 
 void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {
@@ -243,7 +270,8 @@ void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {
                 true,
                 static_cast<int>(args.epilogue),
                 args.fast_accum,
-                1};
+                1,
+                false};
   std::lock_guard<std::mutex> lock(mu_);
   Plan& plan = plan_for(key, kFp8Kind, shape, args.epilogue, args.out, args.fast_accum);
   execute(plan, args.a, args.b, args.c, args.bias, args.a_scale, args.b_scale, 1.0f, stream);

@@ -22,7 +22,7 @@ namespace kpt::cuda {
 // tensor cores' tf32 mode on fp32 data, F16/BF16 with fp32 accumulation.
 enum class GemmPrecision { F32, TF32, F16, BF16 };
 // GELU is cuBLASLt's, the tanh approximation (ONNX Gelu with approximate="tanh").
-enum class Epilogue { None, Bias, BiasGelu, BiasRelu };
+enum class Epilogue { None, Bias, BiasGelu, BiasRelu, Relu };
 
 std::string to_string(GemmPrecision p);
 std::string to_string(Epilogue e);
@@ -33,6 +33,11 @@ struct GemmShape {
   // Products of one A with `batch` B matrices stored back to back ([batch, K, N]), into C
   // [batch, M, N] with bias [batch, N]: sibling projections of one input in one launch.
   int64_t batch = 1;
+  // The bias holds one value per row of C ([M], shared by the batch) instead of per column:
+  // a convolution's per-channel bias with C = Y[n] as [Cout, H*W] (NCHW). cuBLASLt adds its
+  // bias along the rows of its D, so this plan describes every matrix in row order (one bias per
+  // row of our C) instead of the transposed column-major form. Not with b_transposed.
+  bool bias_per_row = false;
 };
 
 // FP8 product: A [M,K] and B [N,K] (B must be transposed: the only layout cuBLASLt's FP8
@@ -61,10 +66,12 @@ class CublasLtGemm {
   CublasLtGemm(const CublasLtGemm&) = delete;
   CublasLtGemm& operator=(const CublasLtGemm&) = delete;
 
-  // C = alpha * A * B (+ bias[N], + activation). Types follow `precision`; bias has C's type.
+  // C = act(alpha * A * B + R + bias), bias per column ([N]; per row with bias_per_row), R the
+  // optional `residual` of C's shape and type (read as cuBLASLt's C with beta = 1; C is written
+  // as its D). Types follow `precision`; bias has C's type.
   void run(GemmPrecision precision, const GemmShape& shape, const void* a, const void* b, void* c,
            cudaStream_t stream, const void* bias = nullptr, Epilogue epilogue = Epilogue::None,
-           float alpha = 1.0f);
+           float alpha = 1.0f, const void* residual = nullptr);
   void run_fp8(const Fp8GemmArgs& args, cudaStream_t stream);
 
   // How many distinct problems have a cached plan (descriptor, layouts, chosen algorithm).
@@ -72,11 +79,12 @@ class CublasLtGemm {
 
  private:
   struct Plan;
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, bool, int64_t>;
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, bool, int64_t, bool>;
   Plan& plan_for(const Key& key, int kind, const GemmShape& shape, Epilogue epilogue,
                  DType out_dtype, bool fast_accum);
   void execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
-               const float* a_scale, const float* b_scale, float alpha, cudaStream_t stream);
+               const float* a_scale, const float* b_scale, float alpha, cudaStream_t stream,
+               const void* residual = nullptr);
 
   const CublasLtApi& api_;
   cublasLtHandle_t handle_ = nullptr;

@@ -1,0 +1,46 @@
+#pragma once
+// 2D convolution (NCHW, groups 1) on cuBLASLt: per image, Y[Cout, OH*OW] = W[Cout, Cin*KH*KW] *
+// col[Cin*KH*KW, OH*OW], as one strided-batched GEMM over the images with the weights shared
+// (batch stride 0). A 1x1 stride-1 unpadded convolution multiplies the input itself (no copy);
+// any other window first unrolls the images into col (im2col) in chunks bounded by
+// kConvWorkspaceBytes. Bias, residual and ReLU go into the GEMM: the residual as cuBLASLt's C
+// (beta = 1), the per-channel bias and ReLU through its epilogue on a row-order plan (bias per
+// row of Y), or, where cuBLASLt has no such plan, by one pass over the output.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backends/cuda/conv.hpp"
+#include "backends/cuda/gemm.hpp"
+#include "backends/cuda/gpu_kernel.hpp"
+
+namespace kpt::cuda {
+
+constexpr size_t kConvWorkspaceBytes = size_t{256} << 20;
+
+struct Conv2dArgs {
+  DType dtype = DType::F16;  // x, weight, bias, residual and y (f32, f16 or bf16)
+  int64_t images = 0;
+  int64_t out_channels = 0;
+  Window2d window;                               // window.channels: input channels
+  const void* x = nullptr;                       // [images, channels, in_h, in_w]
+  const void* weight = nullptr;                  // [out_channels, channels, kernel_h, kernel_w]
+  const void* bias = nullptr;                    // [out_channels] or nullptr
+  const void* residual = nullptr;                // y's shape, or nullptr
+  void* y = nullptr;                             // [images, out_channels, out_h, out_w]
+  bool relu = false;                             // y = relu(conv + bias + residual)
+  size_t workspace_bytes = kConvWorkspaceBytes;  // bound on the col chunk (at least one image)
+};
+
+// Where the bias and ReLU are applied. Auto: in the epilogue while cuBLASLt plans it, else (from
+// the first refusal on, process-wide) by the pass. The other two force one way (tests).
+enum class ConvEpilogue { Auto, Fused, SeparatePass };
+
+// The input is the GEMM's B as it is: 1x1 kernel, stride 1, no padding.
+bool conv_reads_input_directly(const Window2d& w);
+
+// Temporaries (the col chunk) come from `alloc`.
+void conv2d(CublasLtGemm& gemm, RunAllocator& alloc, const Conv2dArgs& a, cudaStream_t stream,
+            ConvEpilogue mode = ConvEpilogue::Auto);
+
+}  // namespace kpt::cuda
