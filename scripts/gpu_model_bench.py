@@ -11,6 +11,7 @@ kpt_gpu_model_bench on the same files. Every timing: wall clock around one run f
 stream synchronize, inputs and outputs on the GPU, median of --iters runs after warm-up.
 
 usage: gpu_model_bench.py --bench BIN/kpt_gpu_model_bench --work DIR --out DIR
+       gpu_model_bench.py --model resnet50 ... [--batches 1,32] [--compile-batches 32]
 """
 import argparse
 import json
@@ -91,6 +92,94 @@ def kpt_bench_bert():
     return ref, fast, mbm.BERT_VOCAB
 
 
+def run_kpt(args, onnx_path, d, label):
+    """kpt_gpu_model_bench on one input folder: its JSON line, or {"error": ...}."""
+    r = subprocess.run([args.bench, onnx_path, d, "--precision", "fp16", "--iters",
+                        str(args.iters), "--reference", os.path.join(d, "reference.npy"),
+                        "--label", label], capture_output=True, text=True, timeout=150)
+    sys.stderr.write(r.stderr)
+    if r.returncode != 0:
+        print(f"kpt_gpu_model_bench failed ({r.returncode})", flush=True)
+        return {"error": r.stderr[-2000:]}
+    print(r.stdout.strip(), flush=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def resnet50_main(args):
+    """torchvision's ResNet-50 (weights=None, seed 0, eval), exported with input "input"
+    [batch, 3, 224, 224] (dynamic batch); PyTorch fp16 eager (NCHW and channels_last) and
+    torch.compile(mode="reduce-overhead") at --compile-batches, against kpt fp16. PyTorch's fp32
+    output (TF32 off) is the reference. kpt and eager run first: compiling takes the longest."""
+    import torchvision
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet50(weights=None).eval()
+    onnx_path = os.path.join(args.work, "resnet50.onnx")
+    t0 = time.time()
+    with torch.no_grad():
+        torch.onnx.export(ref, (torch.randn(1, 3, 224, 224),), onnx_path, dynamo=False,
+                          opset_version=17, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    print(f"exported {onnx_path} in {time.time() - t0:.1f} s", flush=True)
+    ref = ref.cuda()
+    fast = __import__("copy").deepcopy(ref).half()
+    fast_cl = __import__("copy").deepcopy(fast).to(memory_format=torch.channels_last)
+    rows = {}
+    for b in (int(x) for x in args.batches.split(",")):
+        x = torch.randn(b, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+        d = os.path.join(args.work, f"resnet_b{b}")
+        os.makedirs(d, exist_ok=True)
+        np.save(os.path.join(d, "input.npy"), x.numpy())
+        with torch.no_grad():
+            want = ref(x.cuda()).float().cpu()
+            np.save(os.path.join(d, "reference.npy"), want.numpy())
+            xh = x.cuda().half()
+            xcl = xh.contiguous(memory_format=torch.channels_last)
+            cos = torch.nn.functional.cosine_similarity(fast(xh).float().cpu().flatten(),
+                                                        want.flatten(), dim=0)
+            row = {"model": "resnet50", "batch": b, "torch": torch.__version__,
+                   "torch_eager_ms": median_ms(lambda: fast(xh), 3, args.iters),
+                   "torch_eager_channels_last_ms": median_ms(lambda: fast_cl(xcl), 3, args.iters),
+                   "torch_fp16_cosine": float(cos)}
+        print(json.dumps(row), flush=True)
+        row["kpt_fp16"] = run_kpt(args, onnx_path, d, f"resnet50 b{b} fp16")
+        rows[b] = (row, xh, xcl)
+    for b in (int(x) for x in args.compile_batches.split(",") if x):
+        row, xh, xcl = rows[b]
+        layouts = ("nchw", "channels_last") if args.compile_layouts == "both" else \
+            (args.compile_layouts,)
+        for layout, name, model, inp in (
+                ("nchw", "torch_compile_ms", fast, xh),
+                ("channels_last", "torch_compile_channels_last_ms", fast_cl, xcl)):
+            if layout not in layouts:
+                continue
+            compiled = torch.compile(model, mode="reduce-overhead")
+            t0 = time.time()
+            with torch.no_grad():
+                for _ in range(3):
+                    compiled(inp)
+                row[name + "_warmup_s"] = time.time() - t0
+                row[name] = median_ms(lambda: compiled(inp), 3, args.iters)
+            print(json.dumps({"batch": b, name: row[name],
+                              "warmup_s": row[name + "_warmup_s"]}), flush=True)
+    print("\nresnet50 fp16  batch  torch eager  eager CL  compile  compile CL  kpt graph  "
+          "kpt eager  kpt host-io  img/s kpt  cosine kpt")
+    for b, (row, _, _) in rows.items():
+        k = row.get("kpt_fp16", {})
+        ours = k.get("device_io_ms", {}).get("graph", float("nan"))
+        print(f"{b:20d} {row['torch_eager_ms']:9.3f} {row['torch_eager_channels_last_ms']:9.3f} "
+              f"{row.get('torch_compile_ms', float('nan')):8.3f} "
+              f"{row.get('torch_compile_channels_last_ms', float('nan')):9.3f} {ours:10.3f} "
+              f"{k.get('device_io_ms', {}).get('eager', float('nan')):9.3f} "
+              f"{k.get('host_io_ms', {}).get('graph', float('nan')):9.3f} "
+              f"{b * 1000 / ours:10.0f} "
+              f"{k.get('agreement', {}).get('cosine', float('nan')):.6f}")
+    with open(os.path.join(args.out, "resnet50_bench.json"), "w") as f:
+        json.dump([r for r, _, _ in rows.values()], f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", required=True)
@@ -99,12 +188,19 @@ def main():
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--configs", default="1x128,32x128")
     ap.add_argument("--precisions", default="fp16")
-    ap.add_argument("--model", default="kpt-bert", choices=["kpt-bert", "hf-bert"],
+    ap.add_argument("--batches", default="1,32", help="resnet50: batch sizes")
+    ap.add_argument("--compile-batches", default="1,32",
+                    help="resnet50: batches torch.compile runs at ('' for none)")
+    ap.add_argument("--compile-layouts", default="both", choices=["both", "nchw", "channels_last"],
+                    help="resnet50: memory formats torch.compile runs with")
+    ap.add_argument("--model", default="kpt-bert", choices=["kpt-bert", "hf-bert", "resnet50"],
                     help="hf-bert: transformers' BertModel (its exported mask is [batch, 1, "
                          "seq, seq], which kpt's GPU attention does not take yet)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
+    if args.model == "resnet50":
+        return resnet50_main(args)
     torch.manual_seed(0)
     if args.model == "hf-bert":
         ref, fast, vocab = hf_bert()

@@ -81,7 +81,7 @@ std::map<std::string, ir::Attribute> conv_attrs(const ConvCase& c) {
 
 // act(conv + bias + residual) on the host from the reference Conv (f32, same input values).
 Tensor expected(const Tensor& conv_bias, const Tensor* residual, bool relu) {
-  Tensor y = conv_bias;
+  Tensor y = conv_bias.clone();
   float* p = y.data<float>();
   const Tensor r = residual ? to_f32(*residual) : Tensor();
   for (int64_t i = 0; i < y.numel(); ++i) {

@@ -1,7 +1,6 @@
 #include "backends/cuda/conv2d.hpp"
 
 #include <algorithm>
-#include <atomic>
 
 #include "kpt/error.hpp"
 
@@ -9,29 +8,25 @@ namespace kpt::cuda {
 
 namespace {
 
-// Whether cuBLASLt planned the row-order GEMM with a per-row bias: 0 not tried yet, 1 yes, 2 no.
-std::atomic<int> g_row_bias_support{0};
-
-// y = act(W * b_mat + residual + bias) for `batch` images, one GEMM (plus a bias pass when the
-// epilogue cannot take the bias).
+// y = act(W * b_mat + residual + bias) for `batch` images, one GEMM (plus a bias pass when
+// cuBLASLt has no row-order plan for the per-channel bias).
 void product(CublasLtGemm& gemm, const Conv2dArgs& a, int64_t batch, int64_t k, int64_t plane,
              const void* b_mat, void* y, const void* residual, cudaStream_t stream,
              ConvEpilogue mode) {
   const GemmPrecision p = gemm_precision(a.dtype);
   GemmShape shape{a.out_channels, plane, k, false, batch};
-  if (a.bias && mode != ConvEpilogue::SeparatePass &&
-      (mode == ConvEpilogue::Fused || g_row_bias_support.load() != 2)) {
-    shape.bias_per_row = true;
-    try {
-      gemm.run(p, shape, a.weight, b_mat, y, stream, a.bias,
-               a.relu ? Epilogue::BiasRelu : Epilogue::Bias, 1.0f, residual);
-      g_row_bias_support.store(1);
+  if (a.bias && mode != ConvEpilogue::SeparatePass) {
+    GemmShape row = shape;
+    row.bias_per_row = true;
+    const Epilogue e = a.relu ? Epilogue::BiasRelu : Epilogue::Bias;
+    if (gemm.can_run(p, row, e)) {
+      gemm.run(p, row, a.weight, b_mat, y, stream, a.bias, e, 1.0f, residual);
       return;
-    } catch (const Error&) {
-      if (mode == ConvEpilogue::Fused) throw;
-      g_row_bias_support.store(2);
     }
-    shape.bias_per_row = false;
+    if (mode == ConvEpilogue::Fused)
+      throw Error("cuBLASLt has no row-order plan for a per-channel bias (M " +
+                  std::to_string(shape.m) + ", N " + std::to_string(shape.n) + ", K " +
+                  std::to_string(shape.k) + ", batch " + std::to_string(batch) + ")");
   }
   // Column order: without a bias the ReLU still fits the epilogue (it is per element).
   const bool relu_in_gemm = a.relu && !a.bias;

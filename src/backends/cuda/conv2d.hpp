@@ -32,8 +32,9 @@ struct Conv2dArgs {
   size_t workspace_bytes = kConvWorkspaceBytes;  // bound on the col chunk (at least one image)
 };
 
-// Where the bias and ReLU are applied. Auto: in the epilogue while cuBLASLt plans it, else (from
-// the first refusal on, process-wide) by the pass. The other two force one way (tests).
+// Where the bias and ReLU are applied. Auto: in the epilogue where cuBLASLt plans it (per GEMM
+// shape), else by the pass. The other two force one way (tests; Fused throws when cuBLASLt
+// refuses).
 enum class ConvEpilogue { Auto, Fused, SeparatePass };
 
 // The input is the GEMM's B as it is: 1x1 kernel, stride 1, no padding.

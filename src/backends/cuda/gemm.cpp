@@ -73,6 +73,12 @@ cublasLtEpilogue_t lt_epilogue(Epilogue e) {
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
+DType out_dtype(GemmPrecision p) {
+  if (p == GemmPrecision::F16) return DType::F16;
+  if (p == GemmPrecision::BF16) return DType::BF16;
+  return DType::F32;
+}
+
 }  // namespace
 
 struct CublasLtGemm::Plan {
@@ -242,15 +248,31 @@ void CublasLtGemm::run(GemmPrecision precision, const GemmShape& shape, const vo
     throw Error("cuBLASLt GEMM needs positive M, N, K and batch");
   if (shape.bias_per_row && shape.b_transposed)
     throw Error("cuBLASLt GEMM: a per-row bias takes B as [K, N], not transposed");
-  DType out = DType::F32;
-  if (precision == GemmPrecision::F16) out = DType::F16;
-  if (precision == GemmPrecision::BF16) out = DType::BF16;
-  const Key key{
+  const Key key = key_of(precision, shape, epilogue);
+  std::lock_guard<std::mutex> lock(mu_);
+  Plan& plan =
+      plan_for(key, static_cast<int>(precision), shape, epilogue, out_dtype(precision), false);
+  execute(plan, a, b, c, bias, nullptr, nullptr, alpha, stream, residual);
+}
+
+CublasLtGemm::Key CublasLtGemm::key_of(GemmPrecision precision, const GemmShape& shape,
+                                       Epilogue epilogue) {
+  return Key{
       static_cast<int>(precision), shape.m, shape.n,     shape.k,           shape.b_transposed,
       static_cast<int>(epilogue),  false,   shape.batch, shape.bias_per_row};
+}
+
+bool CublasLtGemm::can_run(GemmPrecision precision, const GemmShape& shape, Epilogue epilogue) {
+  const Key key = key_of(precision, shape, epilogue);
   std::lock_guard<std::mutex> lock(mu_);
-  Plan& plan = plan_for(key, static_cast<int>(precision), shape, epilogue, out, false);
-  execute(plan, a, b, c, bias, nullptr, nullptr, alpha, stream, residual);
+  if (refused_.count(key)) return false;
+  try {
+    plan_for(key, static_cast<int>(precision), shape, epilogue, out_dtype(precision), false);
+    return true;
+  } catch (const Error&) {
+    refused_.insert(key);
+    return false;
+  }
 }
 
 void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {

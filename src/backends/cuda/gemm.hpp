@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -73,6 +74,9 @@ class CublasLtGemm {
            cudaStream_t stream, const void* bias = nullptr, Epilogue epilogue = Epilogue::None,
            float alpha = 1.0f, const void* residual = nullptr);
   void run_fp8(const Fp8GemmArgs& args, cudaStream_t stream);
+  // Whether cuBLASLt has an algorithm for this product (plans it now; a refusal is remembered):
+  // for callers with another way to compute it, such as the row-order per-row bias.
+  bool can_run(GemmPrecision precision, const GemmShape& shape, Epilogue epilogue);
 
   // How many distinct problems have a cached plan (descriptor, layouts, chosen algorithm).
   size_t cached_plans() const { return plans_.size(); }
@@ -82,6 +86,7 @@ class CublasLtGemm {
   using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, bool, int64_t, bool>;
   Plan& plan_for(const Key& key, int kind, const GemmShape& shape, Epilogue epilogue,
                  DType out_dtype, bool fast_accum);
+  static Key key_of(GemmPrecision precision, const GemmShape& shape, Epilogue epilogue);
   void execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
                const float* a_scale, const float* b_scale, float alpha, cudaStream_t stream,
                const void* residual = nullptr);
@@ -92,6 +97,7 @@ class CublasLtGemm {
   size_t workspace_bytes_ = 0;
   std::mutex mu_;
   std::map<Key, Plan*> plans_;
+  std::set<Key> refused_;  // problems cuBLASLt had no algorithm for (can_run)
 };
 
 }  // namespace kpt::cuda
