@@ -195,6 +195,8 @@ struct CudaExecutor::State {
   std::mutex mu;
   PinnedBuffer staging;
   std::map<std::string, std::unique_ptr<Signature>> signatures;
+  // Set by run_profiled: events recorded before each node and after the last one.
+  std::vector<cudaEvent_t>* node_events = nullptr;
 
   State(const ir::Graph& graph, const SessionOptions& o) : g(graph), options(o) {}
   ~State() {
@@ -374,6 +376,7 @@ std::vector<Slot> CudaExecutor::State::execute(Signature& sig, const std::vector
     const PlanNode& pn = plan.nodes[k];
     const ir::Node& node = g.nodes[k];
     if (log) log->step = static_cast<int>(k);
+    if (node_events) KPT_CUDA_CHECK(cudaEventRecord((*node_events)[k], s()));
     try {
       if (pn.where == Placement::Host) {
         bool cached = true;
@@ -451,6 +454,7 @@ std::vector<Slot> CudaExecutor::State::execute(Signature& sig, const std::vector
     for (int v : pn.out) release(v);
   }
   if (log) log->step = static_cast<int>(plan.nodes.size());
+  if (node_events) KPT_CUDA_CHECK(cudaEventRecord(node_events->back(), s()));
 
   std::vector<Slot> outs;
   for (int v : plan.outputs) {
@@ -609,6 +613,49 @@ std::vector<Value> CudaExecutor::run(const std::vector<Value>& inputs,
   sig.graph->replay(st.s());
   std::vector<Value> result = st.collect(sig.outputs, io);
   st.check_device_errors();
+  return result;
+}
+
+std::vector<Value> CudaExecutor::run_profiled(const std::vector<Value>& inputs,
+                                              std::vector<Session::NodeTime>& times) const {
+  State& st = *s_;
+  std::lock_guard<std::mutex> lock(st.mu);
+  KPT_CUDA_CHECK(cudaSetDevice(st.device));
+  // Eager launches with an event between nodes: a node's time is the device time between its
+  // event and the next (host and CPU work show as the gaps they leave on the stream).
+  std::vector<cudaEvent_t> events(st.plan.nodes.size() + 1);
+  for (auto& e : events) KPT_CUDA_CHECK(cudaEventCreate(&e));
+  struct Cleanup {
+    State& st;
+    std::vector<cudaEvent_t>& events;
+    ~Cleanup() {
+      st.node_events = nullptr;
+      for (auto e : events) cudaEventDestroy(e);
+    }
+  } cleanup{st, events};
+  st.node_events = &events;
+  // The signature's host work and uploads, when an earlier run made them, are not timed again.
+  auto& sig_ptr = st.signatures[st.signature_key(inputs, {})];
+  if (!sig_ptr) sig_ptr = std::make_unique<Signature>();
+  Signature& sig = *sig_ptr;
+  PoolAllocator alloc(*st.pool, st.s());
+  std::vector<Slot> outs = st.execute(sig, inputs, {}, alloc, Mode::Eager, nullptr);
+  std::vector<Value> result = st.collect(outs, {});
+  outs.clear();
+  st.check_device_errors();
+  times.clear();
+  for (size_t k = 0; k < st.plan.nodes.size(); ++k) {
+    const ir::Node& n = st.g.nodes[k];
+    const PlanNode& pn = st.plan.nodes[k];
+    float ms = 0;
+    KPT_CUDA_CHECK(cudaEventElapsedTime(&ms, events[k], events[k + 1]));
+    const std::string kernel = pn.where == Placement::Gpu    ? pn.kernel->name()
+                               : pn.where == Placement::Host ? "host"
+                                                             : "cpu fallback";
+    times.push_back(Session::NodeTime{n.name.empty() ? n.outputs[0] : n.name,
+                                      (n.domain.empty() ? "" : n.domain + ".") + n.op_type, kernel,
+                                      ms});
+  }
   return result;
 }
 
