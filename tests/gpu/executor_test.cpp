@@ -283,6 +283,32 @@ TEST(GpuExecutor, ProductsByWeightsOfUnalignedWidthMatchTheCpu) {
   }
 }
 
+// Shape buckets on the GPU: a run between buckets is padded to the next one and replays that
+// bucket's CUDA graph (captured when the session warmed the buckets), with outputs sliced back.
+TEST(GpuExecutor, ShapeBucketsReplayTheBucketGraph) {
+  const std::string model = bert_like_model(1);
+  SessionOptions o;
+  o.target = "cuda";
+  o.precision = Precision::FP16;
+  Session exact = Session::from_bytes(model, o);
+  o.buckets = parse_shape_buckets("seq~=16,32");
+  Session bucketed = Session::from_bytes(model, o);
+  const BucketStats warmed = bucketed.bucket_stats();  // the warm-up runs of each bucket
+  for (const auto& [lens, seq] : std::vector<std::pair<std::vector<int64_t>, int64_t>>{
+           {{10, 7}, 10}, {{16, 3}, 16}, {{25, 25}, 25}, {{9, 9}, 9}}) {
+    const Inputs in = make_inputs(lens, seq);
+    const Tensor want = exact.run_tensors({{"ids", in.ids}, {"mask", in.mask}})[0];
+    const Tensor got = bucketed.run_tensors({{"ids", in.ids}, {"mask", in.mask}})[0];
+    ASSERT_EQ(got.dims(), want.dims());
+    expect_close(visible_rows(got, in), visible_rows(want, in), 2e-3,
+                 "bucketed seq " + std::to_string(seq));
+  }
+  const BucketStats stats = bucketed.bucket_stats();
+  EXPECT_EQ(stats.padded_runs - warmed.padded_runs, 3);  // 10, 25 and 9
+  EXPECT_EQ(stats.bucket_runs - warmed.bucket_runs, 1);  // 16
+  EXPECT_EQ(stats.exact_runs, 0);
+}
+
 TEST(GpuExecutor, Fp16IsRejectedOnTheCpuTarget) {
   SessionOptions o;
   o.precision = Precision::FP16;

@@ -20,7 +20,8 @@ namespace kpt::cuda {
 namespace {
 
 constexpr size_t kAlign = 256;
-constexpr size_t kMaxSignatures = 8;
+// Input signatures (each with an arena and a CUDA graph) kept beyond the shape buckets'.
+constexpr size_t kMaxExactSignatures = 8;
 size_t aligned(size_t b) {
   return (b + kAlign - 1) / kAlign * kAlign;
 }
@@ -177,6 +178,7 @@ struct Signature {
   size_t arena_bytes = 0;
   std::unique_ptr<CapturedGraph> graph;
   std::vector<Slot> outputs;  // the captured run's outputs, by plan.outputs index
+  uint64_t last_use = 0;      // run counter at the last run: the least recent is evicted
 };
 
 struct CudaExecutor::State {
@@ -195,6 +197,8 @@ struct CudaExecutor::State {
   std::mutex mu;
   PinnedBuffer staging;
   std::map<std::string, std::unique_ptr<Signature>> signatures;
+  size_t max_signatures = kMaxExactSignatures;
+  uint64_t runs = 0;
   // Set by run_profiled: events recorded before each node and after the last one.
   std::vector<cudaEvent_t>* node_events = nullptr;
 
@@ -531,6 +535,9 @@ CudaExecutor::CudaExecutor(const ir::Graph& g, const SessionOptions& options, in
   State& st = *s_;
   st.device = device;
   st.float_dtype = float_dtype_for(options.precision);
+  size_t bucket_shapes = 1;
+  for (const auto& [name, symbol] : options.buckets.symbols) bucket_shapes *= symbol.sizes.size();
+  st.max_signatures = kMaxExactSignatures + (options.buckets.empty() ? 0 : bucket_shapes);
   st.plan = make_cuda_plan(g, st.float_dtype);
   st.stream = std::make_unique<Stream>();
   st.pool = &DevicePool::for_current_device();
@@ -563,13 +570,19 @@ std::vector<Value> CudaExecutor::run(const std::vector<Value>& inputs,
   std::lock_guard<std::mutex> lock(st.mu);
   KPT_CUDA_CHECK(cudaSetDevice(st.device));
   const std::string key = st.signature_key(inputs, io);
-  // Each signature holds an arena and a graph; bound their number as the CPU planner does.
-  if (!st.signatures.count(key) && st.signatures.size() >= kMaxSignatures) {
-    st.signatures.erase(st.signatures.begin());
+  // Each signature holds an arena and a graph; bound their number (room for every shape bucket
+  // plus the exact shapes the CPU planner would keep), evicting the least recently run.
+  if (!st.signatures.count(key) && st.signatures.size() >= st.max_signatures) {
+    auto oldest = st.signatures.begin();
+    for (auto it = st.signatures.begin(); it != st.signatures.end(); ++it) {
+      if (it->second->last_use < oldest->second->last_use) oldest = it;
+    }
+    st.signatures.erase(oldest);
   }
   auto& sig_ptr = st.signatures[key];
   if (!sig_ptr) sig_ptr = std::make_unique<Signature>();
   Signature& sig = *sig_ptr;
+  sig.last_use = ++st.runs;
   const bool graphs = st.options.cuda_graphs && st.plan.no_graph_reason.empty();
   if (!graphs) {
     PoolAllocator alloc(*st.pool, st.s());
