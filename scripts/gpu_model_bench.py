@@ -92,11 +92,43 @@ def kpt_bench_bert():
     return ref, fast, mbm.BERT_VOCAB
 
 
+def kpt_bench_gpt():
+    """scripts/make_bench_models.py's GPT-2-small (pre-LayerNorm decoder, 12 layers, 768 wide,
+    tanh GELU, tied-size LM head; explicit causal attention for the export); PyTorch times the
+    same weights with F.scaled_dot_product_attention(is_causal=True)."""
+    import copy
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_bench_models as mbm
+
+    ref = mbm.init_weights(mbm.Gpt(use_mha=False)).eval()
+    fast = copy.deepcopy(ref)
+
+    def sdpa_forward(self, x, additive_mask=None):
+        q, k, v = self.heads(self.query(x)), self.heads(self.key(x)), self.heads(self.value(x))
+        ctx = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        ctx = ctx.permute(0, 2, 1, 3).contiguous()
+        return self.out(ctx.view(ctx.size(0), ctx.size(1), mbm.D_MODEL))
+
+    for block in fast.blocks:
+        block.attn.forward = sdpa_forward.__get__(block.attn)
+    return ref, fast, mbm.GPT_VOCAB
+
+
+# Per model: builder, input names, output name (the token models take ids and maybe a mask).
+TOKEN_MODELS = {
+    "kpt-bert": (kpt_bench_bert, ["input_ids", "attention_mask"], "last_hidden_state"),
+    "hf-bert": (hf_bert, ["input_ids", "attention_mask"], "last_hidden_state"),
+    "kpt-gpt": (kpt_bench_gpt, ["input_ids"], "logits"),
+}
+
+
 def run_kpt(args, onnx_path, d, label):
     """kpt_gpu_model_bench on one input folder: its JSON line, or {"error": ...}."""
     r = subprocess.run([args.bench, onnx_path, d, "--precision", "fp16", "--iters",
                         str(args.iters), "--reference", os.path.join(d, "reference.npy"),
-                        "--label", label], capture_output=True, text=True, timeout=150)
+                        "--label", label] + args.kpt_args.split(),
+                       capture_output=True, text=True, timeout=150)
     sys.stderr.write(r.stderr)
     if r.returncode != 0:
         print(f"kpt_gpu_model_bench failed ({r.returncode})", flush=True)
@@ -193,7 +225,9 @@ def main():
                     help="resnet50: batches torch.compile runs at ('' for none)")
     ap.add_argument("--compile-layouts", default="both", choices=["both", "nchw", "channels_last"],
                     help="resnet50: memory formats torch.compile runs with")
-    ap.add_argument("--model", default="kpt-bert", choices=["kpt-bert", "hf-bert", "resnet50"],
+    ap.add_argument("--kpt-args", default="",
+                    help="extra arguments for kpt_gpu_model_bench, e.g. --profile")
+    ap.add_argument("--model", default="kpt-bert", choices=sorted(TOKEN_MODELS) + ["resnet50"],
                     help="hf-bert: transformers' BertModel (its exported mask is [batch, 1, "
                          "seq, seq], which kpt's GPU attention does not take yet)")
     args = ap.parse_args()
@@ -202,20 +236,18 @@ def main():
     if args.model == "resnet50":
         return resnet50_main(args)
     torch.manual_seed(0)
-    if args.model == "hf-bert":
-        ref, fast, vocab = hf_bert()
-    else:
-        ref, fast, vocab = kpt_bench_bert()
+    build, input_names, output_name = TOKEN_MODELS[args.model]
+    ref, fast, vocab = build()
+    with_mask = "attention_mask" in input_names
     onnx_path = os.path.join(args.work, f"{args.model}.onnx")
     t0 = time.time()
     with torch.no_grad():
         ids = torch.randint(0, vocab, (2, 16))
+        axes = {0: "batch", 1: "sequence"}
         torch.onnx.export(
-            ref, (ids, torch.ones_like(ids)), onnx_path, dynamo=False, opset_version=17,
-            input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
-                          "attention_mask": {0: "batch", 1: "sequence"},
-                          "last_hidden_state": {0: "batch", 1: "sequence"}})
+            ref, (ids, torch.ones_like(ids)) if with_mask else (ids,), onnx_path, dynamo=False,
+            opset_version=17, input_names=input_names, output_names=[output_name],
+            dynamic_axes={name: axes for name in input_names + [output_name]})
     print(f"exported {onnx_path} in {time.time() - t0:.1f} s", flush=True)
     fast = fast.eval().half().cuda()
     compiled = torch.compile(fast, mode="reduce-overhead")
@@ -229,19 +261,20 @@ def main():
         d = os.path.join(args.work, f"inputs_{b}x{s}")
         os.makedirs(d, exist_ok=True)
         np.save(os.path.join(d, "input_ids.npy"), ids.numpy())
-        np.save(os.path.join(d, "attention_mask.npy"), mask.numpy())
+        feeds = (ids.cuda(), mask.cuda()) if with_mask else (ids.cuda(),)
+        if with_mask:
+            np.save(os.path.join(d, "attention_mask.npy"), mask.numpy())
         with torch.no_grad():
-            want = ref(ids.cuda(), mask.cuda()).float().cpu()
+            want = ref(*feeds).float().cpu()
             np.save(os.path.join(d, "reference.npy"), want.numpy())
-            gi, gm = ids.cuda(), mask.cuda()
-            half_out = fast(gi, gm).float().cpu()
+            half_out = fast(*feeds).float().cpu()
             cos = torch.nn.functional.cosine_similarity(half_out.flatten(), want.flatten(), dim=0)
-            eager = median_ms(lambda: fast(gi, gm), 5, args.iters)
+            eager = median_ms(lambda: fast(*feeds), 5, args.iters)
             t0 = time.time()
             for _ in range(3):
-                compiled(gi, gm)
+                compiled(*feeds)
             compile_s = time.time() - t0
-            comp = median_ms(lambda: compiled(gi, gm), 5, args.iters)
+            comp = median_ms(lambda: compiled(*feeds), 5, args.iters)
         row = {"model": args.model, "batch": b, "seq": s, "torch": torch.__version__,
                "torch_eager_ms": eager, "torch_compile_ms": comp,
                "torch_compile_warmup_s": compile_s, "torch_fp16_cosine": float(cos)}
@@ -249,7 +282,7 @@ def main():
         for p in args.precisions.split(","):
             r = subprocess.run([args.bench, onnx_path, d, "--precision", p, "--iters",
                                 str(args.iters), "--reference", os.path.join(d, "reference.npy"),
-                                "--label", f"{args.model} b{b} s{s} {p}"],
+                                "--label", f"{args.model} b{b} s{s} {p}"] + args.kpt_args.split(),
                                capture_output=True, text=True, timeout=150)
             sys.stderr.write(r.stderr)
             if r.returncode != 0:
@@ -268,7 +301,7 @@ def main():
             if "device_io_ms" not in k:
                 continue
             ours = k["device_io_ms"]["graph"]
-            print(f"bert_base  {row['batch']:5d} {row['seq']:4d} {row['torch_eager_ms']:9.3f} ms "
+            print(f"{args.model:10s} {row['batch']:5d} {row['seq']:4d} {row['torch_eager_ms']:9.3f} ms "
                   f"{row['torch_compile_ms']:10.3f} ms {ours:8.3f} ms "
                   f"{k['device_io_ms']['eager']:8.3f} ms {k['host_io_ms']['graph']:8.3f} ms "
                   f"{row['batch'] * 1000 / ours:9.0f} {row['torch_compile_ms'] / ours:8.2f}x "

@@ -115,7 +115,21 @@ std::string compare_values(const Value& want, const Value& got, const Options& o
 CaseResult run_case_inline(const CaseDir& c, const Options& o) {
   CaseResult r{c.folder, c.name, "passed", "", 0};
   try {
-    Session s = Session::open((fs::path(c.path) / "model.onnx").string());
+    SessionOptions so;
+    so.target = o.target;
+    so.precision = parse_precision(o.precision);
+    Session s = Session::open((fs::path(c.path) / "model.onnx").string(), so);
+    if (o.target != "cpu") {
+      const std::string report = s.device_report();
+      if (report.find("cpu fallbacks 0") == std::string::npos) {
+        const auto at = report.find("cpu fallbacks");
+        r.status = "unsupported";
+        r.reason =
+            "target " + o.target + " does not claim it: " +
+            (at == std::string::npos ? report : report.substr(at, report.find('\n', at) - at));
+        return r;
+      }
+    }
     const ir::Graph& g = s.graph();
     std::vector<fs::path> sets;
     for (const auto& e : fs::directory_iterator(c.path)) {

@@ -19,6 +19,11 @@ struct Options {
   double timeout_s = 60;
   std::string filter;  // substring a case's "folder/name" must contain
   int jobs = 1;
+  // Where the cases run: "cpu", or "cuda[:N]" at `precision` ("fp32", "fp16", "bf16"). On a GPU
+  // target a case counts as claimed by the backend only when no node falls back to the CPU;
+  // the others are reported "unsupported" without running.
+  std::string target = "cpu";
+  std::string precision = "fp32";
 };
 
 // Every case folder (holding model.onnx) below `root`, as (folder, name, path).

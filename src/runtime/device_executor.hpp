@@ -33,6 +33,9 @@ class DeviceExecutor {
   // `inputs` are positional (graph.inputs order); an input bound in io.inputs is read from the
   // device and its positional entry ignored. Outputs bound in io.outputs come back empty.
   virtual std::vector<Value> run(const std::vector<Value>& inputs, const DeviceIo& io) const = 0;
+  // One eager run (no CUDA graph) timed node by node on the device.
+  virtual std::vector<Value> run_profiled(const std::vector<Value>& inputs,
+                                          std::vector<Session::NodeTime>& times) const = 0;
   // Which node runs where, the copies a run makes, weights, CUDA graph use.
   virtual std::string report() const = 0;
 };

@@ -363,6 +363,12 @@ std::vector<Value> Session::Impl::execute(const std::map<std::string, Value>& in
      : route.kind == runtime::BucketRoute::Kind::Padded ? padded_runs
                                                         : bucket_runs)++;
   }
+  if (device) {
+    // One CUDA graph per input signature: a padded run replays its bucket's graph.
+    auto outputs = device->run(in, {});
+    if (route.kind == runtime::BucketRoute::Kind::Padded) buckets->slice(outputs, route);
+    return outputs;
+  }
   const bool pinned = route.kind != runtime::BucketRoute::Kind::Exact && route.pinned;
   cpu::set_num_threads(options.threads);
   const cpu::ShapePlanScope plan_policy({options.max_exact_plans, pinned});
@@ -382,14 +388,13 @@ std::vector<Value> Session::Impl::execute(const std::map<std::string, Value>& in
 }
 
 std::vector<Value> Session::run(const std::map<std::string, Value>& inputs) const {
-  if (impl_->device) return impl_->device->run(impl_->positional(inputs), {});
   return impl_->execute(inputs, nullptr);
 }
 
 std::vector<Value> Session::run_profiled(const std::map<std::string, Value>& inputs,
                                          std::vector<NodeTime>& times) const {
+  if (impl_->device) return impl_->device->run_profiled(impl_->positional(inputs), times);
   const auto& g = impl_->model.graph;
-  check(!impl_->device, "per-node profiles are measured on target cpu only");
   times.clear();
   // Nodes run one after another, so a node's time is the gap since the previous one finished.
   auto last = std::chrono::steady_clock::now();

@@ -239,7 +239,7 @@ void Service::route(HttpRequest& request, const Responder& respond) {
     if (!want("GET")) return;
     return respond(json_response(
         200, {{"name", "kpt"},
-              {"version", "0.1.0"},
+              {"version", KPT_VERSION_STRING},
               {"extensions",
                {"binary_tensor_data", "model_repository", "model_configuration", "statistics"}}}));
   }

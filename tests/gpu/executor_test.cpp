@@ -224,6 +224,91 @@ TEST(GpuExecutor, LeftPaddedMaskIsRejectedNotMiscomputed) {
   EXPECT_THROW(s.run_tensors({{"ids", in.ids}, {"mask", in.mask}}), Unsupported);
 }
 
+TEST(GpuExecutor, ProfiledRunTimesEveryNodeAndMatchesPlainRuns) {
+  const std::string model = bert_like_model(1);
+  SessionOptions o;
+  o.target = "cuda";
+  o.precision = Precision::FP16;
+  Session s = Session::from_bytes(model, o);
+  const Inputs in = make_inputs({12, 7}, 12);
+  const std::map<std::string, Value> feeds{{"ids", Value::of(in.ids)},
+                                           {"mask", Value::of(in.mask)}};
+  const Tensor plain = s.run_tensors({{"ids", in.ids}, {"mask", in.mask}})[0];
+  std::vector<Session::NodeTime> times;
+  const auto out = s.run_profiled(feeds, times);
+  ASSERT_EQ(out.size(), 1u);
+  expect_close(out[0].tensor, plain, 1e-6, "profiled run");
+  ASSERT_FALSE(times.empty());
+  double total = 0;
+  int attention = 0;
+  for (const auto& t : times) {
+    EXPECT_GE(t.ms, 0.0) << t.node;
+    total += t.ms;
+    if (t.kernel.find("flash_attention") != std::string::npos) ++attention;
+  }
+  EXPECT_GT(total, 0.0);
+  EXPECT_EQ(attention, 1);
+}
+
+// An LM head's vocabulary (here 1001) leaves the weight's rows 2-byte aligned: the GPU pads the
+// weight to a multiple of 8 columns and copies the product back; with and without a bias.
+TEST(GpuExecutor, ProductsByWeightsOfUnalignedWidthMatchTheCpu) {
+  for (const bool with_bias : {false, true}) {
+    std::mt19937 rng(static_cast<uint32_t>(seed() + 11));
+    ModelBuilder m(17);
+    m.input("x", DType::F32, testing::DeclDims{-1, -1, 64});
+    m.output("y", DType::F32, std::nullopt);
+    m.initializer("w", DType::F32, {64, 1001},
+                  testing::bytes_of(random_floats(rng, 64 * 1001, 0.2f)));
+    m.node("MatMul", {"x", "w"}, {with_bias ? "mm" : "y"});
+    if (with_bias) {
+      m.initializer("bias", DType::F32, {1001}, testing::bytes_of(random_floats(rng, 1001, 0.5f)));
+      m.node("Add", {"mm", "bias"}, {"y"});
+    }
+    const std::string model = m.bytes();
+    SessionOptions o;
+    o.target = "cuda";
+    o.precision = Precision::FP16;
+    Session s = Session::from_bytes(model, o);
+    EXPECT_NE(s.device_report().find("weight padded to a multiple of 8"), std::string::npos)
+        << s.device_report();
+    Tensor x(DType::F32, {2, 37, 64});
+    const auto xs = random_floats(rng, static_cast<size_t>(x.numel()), 1.0f);
+    std::copy(xs.begin(), xs.end(), x.data<float>());
+    const Tensor want = Session::from_bytes(model).run_tensors({{"x", x}})[0];
+    for (int rep = 0; rep < 3; ++rep) {  // record, capture, replay
+      expect_close(s.run_tensors({{"x", x}})[0], want, 5e-3,
+                   std::string(with_bias ? "bias " : "") + "run " + std::to_string(rep));
+    }
+  }
+}
+
+// Shape buckets on the GPU: a run between buckets is padded to the next one and replays that
+// bucket's CUDA graph (captured when the session warmed the buckets), with outputs sliced back.
+TEST(GpuExecutor, ShapeBucketsReplayTheBucketGraph) {
+  const std::string model = bert_like_model(1);
+  SessionOptions o;
+  o.target = "cuda";
+  o.precision = Precision::FP16;
+  Session exact = Session::from_bytes(model, o);
+  o.buckets = parse_shape_buckets("seq~=16,32");
+  Session bucketed = Session::from_bytes(model, o);
+  const BucketStats warmed = bucketed.bucket_stats();  // the warm-up runs of each bucket
+  for (const auto& [lens, seq] : std::vector<std::pair<std::vector<int64_t>, int64_t>>{
+           {{10, 7}, 10}, {{16, 3}, 16}, {{25, 25}, 25}, {{9, 9}, 9}}) {
+    const Inputs in = make_inputs(lens, seq);
+    const Tensor want = exact.run_tensors({{"ids", in.ids}, {"mask", in.mask}})[0];
+    const Tensor got = bucketed.run_tensors({{"ids", in.ids}, {"mask", in.mask}})[0];
+    ASSERT_EQ(got.dims(), want.dims());
+    expect_close(visible_rows(got, in), visible_rows(want, in), 2e-3,
+                 "bucketed seq " + std::to_string(seq));
+  }
+  const BucketStats stats = bucketed.bucket_stats();
+  EXPECT_EQ(stats.padded_runs - warmed.padded_runs, 3);  // 10, 25 and 9
+  EXPECT_EQ(stats.bucket_runs - warmed.bucket_runs, 1);  // 16
+  EXPECT_EQ(stats.exact_runs, 0);
+}
+
 TEST(GpuExecutor, Fp16IsRejectedOnTheCpuTarget) {
   SessionOptions o;
   o.precision = Precision::FP16;

@@ -21,7 +21,9 @@ std::string tag(const char* what, DType dt, int64_t cols) {
 TEST(CudaNorm, LayerNormMatchesReference) {
   auto& g = gpu();
   for (DType dt : kTypes)
-    for (int64_t cols : {768, 1000, 16384}) {
+    // 64..4096 columns run one warp per row (4 rows per block: 37 leaves a partial block),
+    // 16384 one block per row.
+    for (int64_t cols : {64, 768, 1000, 4096, 16384}) {
       const int64_t rows = 37;
       const Tensor x = random_tensor(dt, {rows, cols}, -3.0f, 5.0f);  // mean far from 0
       const Tensor gamma = random_tensor(dt, {cols}), beta = random_tensor(dt, {cols});
@@ -46,34 +48,36 @@ TEST(CudaNorm, LayerNormMatchesReference) {
 TEST(CudaNorm, SkipLayerNormMatchesReference) {
   auto& g = gpu();
   for (DType dt : kTypes) {
-    const int64_t rows = 64, cols = 768;
-    const Tensor x = random_tensor(dt, {rows, cols}), skip = random_tensor(dt, {rows, cols});
-    const Tensor bias = random_tensor(dt, {cols});
-    const Tensor gamma = random_tensor(dt, {cols}), beta = random_tensor(dt, {cols});
-    const auto dx = g.upload(x), ds = g.upload(skip), db = g.upload(bias), dgm = g.upload(gamma),
-               dbt = g.upload(beta);
-    auto dy = g.poisoned(dt, {rows, cols});
-    auto dsum = g.poisoned(dt, {rows, cols});
-    cuda::NormArgs a;
-    a.dtype = dt;
-    a.rows = rows;
-    a.cols = cols;
-    a.x = dx.data();
-    a.skip = ds.data();
-    a.bias = db.data();
-    a.gamma = dgm.data();
-    a.beta = dbt.data();
-    a.y = dy.data();
-    a.sum = dsum.data();
-    a.epsilon = 1e-12f;  // BERT's
-    cuda::skip_layer_norm(a, g.stream.get());
-    // The unfused graph: (x + skip) + bias, each add rounded to the type, then LayerNorm.
-    const Tensor sum = reference("Add", 14, {reference("Add", 14, {x, skip})[0], bias})[0];
-    const Tensor want = reference("LayerNormalization", 17, {sum, gamma, beta}, 1,
-                                  {{"epsilon", float_attr("epsilon", 1e-12f)}})[0];
-    // The fused sum adds in fp32 and rounds once: within one rounding of the unfused one.
-    expect_close(g.download(dsum), sum, tol(dt), tag("skip LayerNorm sum", dt, cols));
-    expect_close(g.download(dy), want, tol(dt) * 2, tag("skip LayerNorm", dt, cols));
+    for (int64_t cols : {768, 1000, 16384}) {
+      const int64_t rows = 61;
+      const Tensor x = random_tensor(dt, {rows, cols}), skip = random_tensor(dt, {rows, cols});
+      const Tensor bias = random_tensor(dt, {cols});
+      const Tensor gamma = random_tensor(dt, {cols}), beta = random_tensor(dt, {cols});
+      const auto dx = g.upload(x), ds = g.upload(skip), db = g.upload(bias), dgm = g.upload(gamma),
+                 dbt = g.upload(beta);
+      auto dy = g.poisoned(dt, {rows, cols});
+      auto dsum = g.poisoned(dt, {rows, cols});
+      cuda::NormArgs a;
+      a.dtype = dt;
+      a.rows = rows;
+      a.cols = cols;
+      a.x = dx.data();
+      a.skip = ds.data();
+      a.bias = db.data();
+      a.gamma = dgm.data();
+      a.beta = dbt.data();
+      a.y = dy.data();
+      a.sum = dsum.data();
+      a.epsilon = 1e-12f;  // BERT's
+      cuda::skip_layer_norm(a, g.stream.get());
+      // The unfused graph: (x + skip) + bias, each add rounded to the type, then LayerNorm.
+      const Tensor sum = reference("Add", 14, {reference("Add", 14, {x, skip})[0], bias})[0];
+      const Tensor want = reference("LayerNormalization", 17, {sum, gamma, beta}, 1,
+                                    {{"epsilon", float_attr("epsilon", 1e-12f)}})[0];
+      // The fused sum adds in fp32 and rounds once: within one rounding of the unfused one.
+      expect_close(g.download(dsum), sum, tol(dt), tag("skip LayerNorm sum", dt, cols));
+      expect_close(g.download(dy), want, tol(dt) * 2, tag("skip LayerNorm", dt, cols));
+    }
   }
 }
 

@@ -5,7 +5,7 @@
 // against a reference .npy (PyTorch's fp32 output on the same inputs).
 //
 // usage: kpt_gpu_model_bench MODEL INPUT_DIR [--precision fp16|bf16|fp32] [--iters N]
-//                            [--reference OUT.npy] [--label TEXT]
+//                            [--reference OUT.npy] [--label TEXT] [--profile ROWS]
 // INPUT_DIR holds NAME.npy for each model input. Prints one JSON object per line.
 #include <cuda_runtime.h>
 
@@ -56,6 +56,39 @@ struct DeviceMemory {
   DeviceMemory& operator=(const DeviceMemory&) = delete;
 };
 
+// Device time by op and kernel over one eager run (Session::run_profiled), heaviest first; the
+// top rows also go to stderr.
+nlohmann::json profile(const Session& s, const std::map<std::string, Value>& inputs, int rows) {
+  std::vector<Session::NodeTime> times;
+  for (int i = 0; i < 3; ++i) s.run_profiled(inputs, times);  // the last of three, warm
+  std::map<std::pair<std::string, std::string>, std::pair<double, int>> by;
+  double total = 0;
+  for (const auto& t : times) {
+    auto& e = by[{t.op, t.kernel}];
+    e.first += t.ms;
+    e.second++;
+    total += t.ms;
+  }
+  std::vector<std::pair<std::pair<std::string, std::string>, std::pair<double, int>>> sorted(
+      by.begin(), by.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  std::fprintf(stderr, "profile: one eager run, %.3f ms of device time in %zu nodes\n", total,
+               times.size());
+  nlohmann::json j = nlohmann::json::array();
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const auto& [key, value] = sorted[i];
+    if (static_cast<int>(i) < rows) {
+      std::fprintf(stderr, "  %8.3f ms %5.1f%% %4d x %s on %s\n", value.first,
+                   100 * value.first / std::max(total, 1e-9), value.second, key.first.c_str(),
+                   key.second.c_str());
+    }
+    j.push_back(
+        {{"op", key.first}, {"kernel", key.second}, {"ms", value.first}, {"nodes", value.second}});
+  }
+  return j;
+}
+
 int run(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
@@ -65,7 +98,7 @@ int run(int argc, char** argv) {
   }
   const std::string model = argv[1], input_dir = argv[2];
   std::string precision = "fp16", reference, label;
-  int iters = 50;
+  int iters = 50, profile_rows = 0;
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--precision") {
@@ -76,6 +109,8 @@ int run(int argc, char** argv) {
       reference = v;
     } else if (k == "--label") {
       label = v;
+    } else if (k == "--profile") {
+      profile_rows = std::stoi(v);
     } else {
       throw Error("unknown option " + k);
     }
@@ -124,6 +159,7 @@ int run(int argc, char** argv) {
     j["device_io_ms"][mode] =
         median_ms([&] { s.run_bound({}, dev_inputs, dev_outputs); }, 5, iters);
     j["host_io_ms"][mode] = median_ms([&] { s.run(host_inputs); }, 3, std::max(5, iters / 5));
+    if (!graphs && profile_rows > 0) j["profile"] = profile(s, host_inputs, profile_rows);
   }
   std::printf("%s\n", j.dump().c_str());
   return 0;

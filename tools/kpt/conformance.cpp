@@ -138,6 +138,12 @@ void add_conformance(CLI::App& app) {
   cmd->add_option("--expect", a->expect, "Fail when a case listed in this file does not pass");
   cmd->add_option("--write-expected", a->write_expected, "Write the passing cases to this file");
   cmd->add_flag("-v,--verbose", a->verbose, "Print every case's result");
+  cmd->add_option("--target", a->opts.target,
+                  "cpu (default) or cuda[:N]: on a GPU, the cases the CUDA backend claims (no "
+                  "node falls back to the CPU) run there; the rest count as unsupported");
+  cmd->add_option("--precision", a->opts.precision,
+                  "fp32 (default); fp16 or bf16 with --target cuda (loosen --rtol/--atol)")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   cmd->callback([a, cmd] {
     int rc = run(*a, *cmd);
     if (rc) throw CLI::RuntimeError(rc);

@@ -57,8 +57,8 @@ void run(const Args& a) {
       a.standard_only ? onnx_export::ExportMode::StandardOnly : onnx_export::ExportMode::ContribOps;
   const onnx_export::LoweringReport report = onnx_export::lower_for_onnx(model, mode);
   model.producer_name = "kpt";
-  model.producer_version = KPT_VERSION;
-  model.metadata["kpt.version"] = KPT_VERSION;
+  model.producer_version = KPT_VERSION_STRING;
+  model.metadata["kpt.version"] = KPT_VERSION_STRING;
   model.metadata["kpt.source_model"] = std::filesystem::path(a.model).filename().string();
   model.metadata["kpt.optimization_level"] = a.level;
   model.metadata["kpt.passes"] = joined_passes(session);

@@ -6,7 +6,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"kpt: import, optimize, run and serve PyTorch models (ONNX)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "kpt 0.1.0");
+  app.set_version_flag("--version", "kpt " KPT_VERSION_STRING);
   kpt::cli::add_doctor(app);
   kpt::cli::add_inspect(app);
   kpt::cli::add_run(app);

@@ -20,7 +20,8 @@ namespace kpt::cuda {
 namespace {
 
 constexpr size_t kAlign = 256;
-constexpr size_t kMaxSignatures = 8;
+// Input signatures (each with an arena and a CUDA graph) kept beyond the shape buckets'.
+constexpr size_t kMaxExactSignatures = 8;
 size_t aligned(size_t b) {
   return (b + kAlign - 1) / kAlign * kAlign;
 }
@@ -177,6 +178,7 @@ struct Signature {
   size_t arena_bytes = 0;
   std::unique_ptr<CapturedGraph> graph;
   std::vector<Slot> outputs;  // the captured run's outputs, by plan.outputs index
+  uint64_t last_use = 0;      // run counter at the last run: the least recent is evicted
 };
 
 struct CudaExecutor::State {
@@ -195,6 +197,10 @@ struct CudaExecutor::State {
   std::mutex mu;
   PinnedBuffer staging;
   std::map<std::string, std::unique_ptr<Signature>> signatures;
+  size_t max_signatures = kMaxExactSignatures;
+  uint64_t runs = 0;
+  // Set by run_profiled: events recorded before each node and after the last one.
+  std::vector<cudaEvent_t>* node_events = nullptr;
 
   State(const ir::Graph& graph, const SessionOptions& o) : g(graph), options(o) {}
   ~State() {
@@ -374,6 +380,7 @@ std::vector<Slot> CudaExecutor::State::execute(Signature& sig, const std::vector
     const PlanNode& pn = plan.nodes[k];
     const ir::Node& node = g.nodes[k];
     if (log) log->step = static_cast<int>(k);
+    if (node_events) KPT_CUDA_CHECK(cudaEventRecord((*node_events)[k], s()));
     try {
       if (pn.where == Placement::Host) {
         bool cached = true;
@@ -451,6 +458,7 @@ std::vector<Slot> CudaExecutor::State::execute(Signature& sig, const std::vector
     for (int v : pn.out) release(v);
   }
   if (log) log->step = static_cast<int>(plan.nodes.size());
+  if (node_events) KPT_CUDA_CHECK(cudaEventRecord(node_events->back(), s()));
 
   std::vector<Slot> outs;
   for (int v : plan.outputs) {
@@ -527,6 +535,9 @@ CudaExecutor::CudaExecutor(const ir::Graph& g, const SessionOptions& options, in
   State& st = *s_;
   st.device = device;
   st.float_dtype = float_dtype_for(options.precision);
+  size_t bucket_shapes = 1;
+  for (const auto& [name, symbol] : options.buckets.symbols) bucket_shapes *= symbol.sizes.size();
+  st.max_signatures = kMaxExactSignatures + (options.buckets.empty() ? 0 : bucket_shapes);
   st.plan = make_cuda_plan(g, st.float_dtype);
   st.stream = std::make_unique<Stream>();
   st.pool = &DevicePool::for_current_device();
@@ -559,13 +570,19 @@ std::vector<Value> CudaExecutor::run(const std::vector<Value>& inputs,
   std::lock_guard<std::mutex> lock(st.mu);
   KPT_CUDA_CHECK(cudaSetDevice(st.device));
   const std::string key = st.signature_key(inputs, io);
-  // Each signature holds an arena and a graph; bound their number as the CPU planner does.
-  if (!st.signatures.count(key) && st.signatures.size() >= kMaxSignatures) {
-    st.signatures.erase(st.signatures.begin());
+  // Each signature holds an arena and a graph; bound their number (room for every shape bucket
+  // plus the exact shapes the CPU planner would keep), evicting the least recently run.
+  if (!st.signatures.count(key) && st.signatures.size() >= st.max_signatures) {
+    auto oldest = st.signatures.begin();
+    for (auto it = st.signatures.begin(); it != st.signatures.end(); ++it) {
+      if (it->second->last_use < oldest->second->last_use) oldest = it;
+    }
+    st.signatures.erase(oldest);
   }
   auto& sig_ptr = st.signatures[key];
   if (!sig_ptr) sig_ptr = std::make_unique<Signature>();
   Signature& sig = *sig_ptr;
+  sig.last_use = ++st.runs;
   const bool graphs = st.options.cuda_graphs && st.plan.no_graph_reason.empty();
   if (!graphs) {
     PoolAllocator alloc(*st.pool, st.s());
@@ -609,6 +626,49 @@ std::vector<Value> CudaExecutor::run(const std::vector<Value>& inputs,
   sig.graph->replay(st.s());
   std::vector<Value> result = st.collect(sig.outputs, io);
   st.check_device_errors();
+  return result;
+}
+
+std::vector<Value> CudaExecutor::run_profiled(const std::vector<Value>& inputs,
+                                              std::vector<Session::NodeTime>& times) const {
+  State& st = *s_;
+  std::lock_guard<std::mutex> lock(st.mu);
+  KPT_CUDA_CHECK(cudaSetDevice(st.device));
+  // Eager launches with an event between nodes: a node's time is the device time between its
+  // event and the next (host and CPU work show as the gaps they leave on the stream).
+  std::vector<cudaEvent_t> events(st.plan.nodes.size() + 1);
+  for (auto& e : events) KPT_CUDA_CHECK(cudaEventCreate(&e));
+  struct Cleanup {
+    State& st;
+    std::vector<cudaEvent_t>& events;
+    ~Cleanup() {
+      st.node_events = nullptr;
+      for (auto e : events) cudaEventDestroy(e);
+    }
+  } cleanup{st, events};
+  st.node_events = &events;
+  // The signature's host work and uploads, when an earlier run made them, are not timed again.
+  auto& sig_ptr = st.signatures[st.signature_key(inputs, {})];
+  if (!sig_ptr) sig_ptr = std::make_unique<Signature>();
+  Signature& sig = *sig_ptr;
+  PoolAllocator alloc(*st.pool, st.s());
+  std::vector<Slot> outs = st.execute(sig, inputs, {}, alloc, Mode::Eager, nullptr);
+  std::vector<Value> result = st.collect(outs, {});
+  outs.clear();
+  st.check_device_errors();
+  times.clear();
+  for (size_t k = 0; k < st.plan.nodes.size(); ++k) {
+    const ir::Node& n = st.g.nodes[k];
+    const PlanNode& pn = st.plan.nodes[k];
+    float ms = 0;
+    KPT_CUDA_CHECK(cudaEventElapsedTime(&ms, events[k], events[k + 1]));
+    const std::string kernel = pn.where == Placement::Gpu    ? pn.kernel->name()
+                               : pn.where == Placement::Host ? "host"
+                                                             : "cpu fallback";
+    times.push_back(Session::NodeTime{n.name.empty() ? n.outputs[0] : n.name,
+                                      (n.domain.empty() ? "" : n.domain + ".") + n.op_type, kernel,
+                                      ms});
+  }
   return result;
 }
 

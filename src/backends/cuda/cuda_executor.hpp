@@ -23,6 +23,8 @@ class CudaExecutor final : public runtime::DeviceExecutor {
   ~CudaExecutor() override;
   std::vector<Value> run(const std::vector<Value>& inputs,
                          const runtime::DeviceIo& io) const override;
+  std::vector<Value> run_profiled(const std::vector<Value>& inputs,
+                                  std::vector<Session::NodeTime>& times) const override;
   std::string report() const override;
 
  private:

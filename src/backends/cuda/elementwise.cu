@@ -71,6 +71,50 @@ __global__ void binary_float_kernel(BinaryOp op, const T* __restrict__ a, const 
   }
 }
 
+// Both operands repeat with a period (the output's size for a full operand, its own size for one
+// broadcast over leading axes only: a bias [N] over [..., N], position embeddings [1, S, H] over
+// [B, S, H]): one modulo per V elements instead of a division per axis per element.
+template <typename T, int V>
+__global__ void binary_periodic_kernel(BinaryOp op, const T* __restrict__ a,
+                                       const T* __restrict__ b, T* __restrict__ y, int64_t n,
+                                       int64_t period_a, int64_t period_b) {
+  using P = detail::Pack<T>;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n / V;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t e = i * V;
+    const int64_t oa = period_a == n ? e : e % period_a, ob = period_b == n ? e : e % period_b;
+    if constexpr (V == 1) {
+      const float x = to_f32(a[oa]), z = to_f32(b[ob]);
+      y[e] = from_f32<T>(op == BinaryOp::Pow ? powf(x, z) : apply_binary(op, x, z));
+    } else {
+      const P pa = *reinterpret_cast<const P*>(a + oa), pb = *reinterpret_cast<const P*>(b + ob);
+      P out;
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        const float x = to_f32(pa.v[k]), z = to_f32(pb.v[k]);
+        out.v[k] = from_f32<T>(op == BinaryOp::Pow ? powf(x, z) : apply_binary(op, x, z));
+      }
+      *reinterpret_cast<P*>(y + e) = out;
+    }
+  }
+}
+
+// The period of operand k when it is the output's trailing axes repeated over leading ones
+// (0 when it is broadcast some other way).
+int64_t repeat_period(const BroadcastLayout& l, int k) {
+  int64_t expected = 1;
+  int d = l.rank - 1;
+  for (; d >= 0; --d) {
+    if (l.dims[d] == 1) continue;
+    if (l.strides[k][d] != expected) break;
+    expected *= l.dims[d];
+  }
+  for (; d >= 0; --d) {
+    if (l.dims[d] != 1 && l.strides[k][d] != 0) return 0;
+  }
+  return expected;
+}
+
 template <typename T>
 __global__ void binary_int_kernel(BinaryOp op, const T* __restrict__ a, const T* __restrict__ b,
                                   T* __restrict__ y, BroadcastLayout l) {
@@ -263,8 +307,25 @@ void binary(BinaryOp op, DType dtype, const void* a, const void* b, void* y,
   } else {
     detail::dispatch_float(dtype, "element-wise op", [&](auto t) {
       using T = decltype(t);
-      binary_float_kernel<<<grid, threads, 0, stream>>>(
-          op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y), l);
+      const auto *ta = static_cast<const T*>(a), *tb = static_cast<const T*>(b);
+      auto* ty = static_cast<T*>(y);
+      const int64_t pa = repeat_period(l, 0), pb = repeat_period(l, 1);
+      if (pa > 0 && pb > 0) {
+        constexpr int V = detail::Pack<T>::kCount;
+        const bool vector = l.numel % V == 0 && pa % V == 0 && pb % V == 0 &&
+                            reinterpret_cast<uintptr_t>(a) % 16 == 0 &&
+                            reinterpret_cast<uintptr_t>(b) % 16 == 0 &&
+                            reinterpret_cast<uintptr_t>(y) % 16 == 0;
+        if (vector) {
+          binary_periodic_kernel<T, V><<<grid_for(l.numel / V, threads), threads, 0, stream>>>(
+              op, ta, tb, ty, l.numel, pa, pb);
+        } else {
+          binary_periodic_kernel<T, 1>
+              <<<grid, threads, 0, stream>>>(op, ta, tb, ty, l.numel, pa, pb);
+        }
+      } else {
+        binary_float_kernel<<<grid, threads, 0, stream>>>(op, ta, tb, ty, l);
+      }
     });
   }
   KPT_CUDA_CHECK_LAUNCH();

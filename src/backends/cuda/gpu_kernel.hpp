@@ -132,6 +132,13 @@ class LambdaGpuKernel : public GpuKernel {
 std::unique_ptr<GpuKernel> make_sibling_projections(DType float_dtype, int64_t count,
                                                     bool has_bias);
 
+// A product by a constant weight [K, N] whose N is not a multiple of 8 f16/bf16 elements (an LM
+// head over 50257 tokens): the weight is padded so cuBLASLt's aligned kernels run
+// (gpu_kernels_padded_gemm.cpp). `epilogue` other than None reads the bias, input 2.
+bool wants_padded_weight(const GpuPrepareContext& c);
+std::unique_ptr<GpuKernel> make_padded_weight_product(const GpuPrepareContext& c,
+                                                      Epilogue epilogue);
+
 // Helpers the adapters share.
 // The float types the CUDA kernels compute in (f32, f16, bf16).
 inline bool is_kernel_float(DType d) {

@@ -99,6 +99,7 @@ bool is_row_bias(const GpuPrepareContext& c, size_t i) {
 std::unique_ptr<GpuKernel> make_matmul(const GpuPrepareContext& c) {
   const DType dt = c.device_dtype(0);
   if (!is_kernel_float(dt) || c.device_dtype(1) != dt || !product_shapes_ok(c)) return nullptr;
+  if (wants_padded_weight(c)) return make_padded_weight_product(c, Epilogue::None);
   return std::make_unique<LambdaGpuKernel>(
       "cublasLt.gemm(" + dtype_tag(dt) + ")", [](GpuRunContext& ctx, GpuArgs& g) {
         run_product(ctx, g, *g.in[0], *g.in[1], nullptr, false, 1.0f, {});
@@ -128,6 +129,8 @@ std::unique_ptr<GpuKernel> make_matmul_bias_act(const GpuPrepareContext& c) {
   } else {
     return nullptr;
   }
+  if (!tail.erf_gelu && (has_bias || act.empty()) && wants_padded_weight(c))
+    return make_padded_weight_product(c, tail.epilogue);
   return std::make_unique<LambdaGpuKernel>(
       "cublasLt.gemm(" + dtype_tag(dt) + (act.empty() ? "" : "+" + act) + ")",
       [tail](GpuRunContext& ctx, GpuArgs& g) {
