@@ -1,5 +1,5 @@
-// Convolutions and pooling on the GPU against the CPU reference kernels: conv2d (both ways of
-// applying the bias: cuBLASLt's row-order epilogue and the separate pass) over ResNet's window
+// Convolutions and pooling on the GPU against the CPU reference kernels: conv2d (every method:
+// cuBLASLt's row-order epilogue, the separate bias pass, the aligned copy) over ResNet's window
 // shapes and odd ones, with bias, residual and ReLU combinations, in f32, f16 and bf16; the
 // registered adapters (Conv, FusedConv, MaxPool, AveragePool, GlobalAveragePool) through the
 // GPU kernel registry, as the executor prepares them.
@@ -100,15 +100,12 @@ const Fusion kFusions[] = {{true, false, false},
                            {false, false, true},
                            {false, true, false}};
 
-std::string describe(const ConvCase& c, DType dt, Fusion f, cuda::ConvEpilogue mode) {
+std::string describe(const ConvCase& c, DType dt, Fusion f, cuda::ConvMethod method) {
   std::string s = std::string(c.what) + " " + std::string(dtype_name(dt));
   if (f.bias) s += " +bias";
   if (f.residual) s += " +residual";
   if (f.relu) s += " +relu";
-  s += mode == cuda::ConvEpilogue::Fused          ? " (epilogue)"
-       : mode == cuda::ConvEpilogue::SeparatePass ? " (separate pass)"
-                                                  : " (auto)";
-  return s;
+  return s + " (" + cuda::to_string(method) + ")";
 }
 
 TEST(CudaConv, MatchesReferenceForEveryWindowFusionAndPrecision) {
@@ -129,9 +126,10 @@ TEST(CudaConv, MatchesReferenceForEveryWindowFusionAndPrecision) {
           reference("Conv", 11, {to_f32(x), to_f32(w), to_f32(b)}, 1, conv_attrs(c))[0];
       const auto dx = g.upload(x), dw = g.upload(w), db = g.upload(b), dz = g.upload(z);
       for (Fusion f : kFusions)
-        for (cuda::ConvEpilogue mode :
-             {cuda::ConvEpilogue::Fused, cuda::ConvEpilogue::SeparatePass}) {
-          if (!f.bias && mode == cuda::ConvEpilogue::Fused) continue;  // no bias: one way only
+        for (cuda::ConvMethod method : {cuda::ConvMethod::Epilogue, cuda::ConvMethod::SeparatePass,
+                                        cuda::ConvMethod::AlignedCopy, cuda::ConvMethod::Auto}) {
+          // Without a bias the epilogue and the separate pass are one path.
+          if (!f.bias && method == cuda::ConvMethod::Epilogue) continue;
           auto dy = g.poisoned(dt, out);
           cuda::Conv2dArgs a;
           a.dtype = dt;
@@ -146,9 +144,9 @@ TEST(CudaConv, MatchesReferenceForEveryWindowFusionAndPrecision) {
           a.relu = f.relu;
           // One image per col chunk: the chunk loop runs.
           a.workspace_bytes = 1;
-          cuda::conv2d(lt(), alloc, a, g.stream.get(), mode);
+          cuda::conv2d(lt(), alloc, a, g.stream.get(), method);
           const Tensor want = expected(f.bias ? conv_b : conv, f.residual ? &z : nullptr, f.relu);
-          expect_close(g.download(dy), want, tol(dt), describe(c, dt, f, mode));
+          expect_close(g.download(dy), want, tol(dt), describe(c, dt, f, method));
           ++compared;
         }
     }

@@ -35,7 +35,8 @@ void check_sizes(int64_t rows, int64_t plane, const char* what) {
 // Block row = (image, channel, ky, kx) of col; threads along the output plane, so the writes
 // are contiguous and the reads follow with the stride's step.
 template <typename T>
-__global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ col, Window2d w) {
+__global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ col, Window2d w,
+                              int64_t col_ld) {
   const int plane = static_cast<int>(w.out_h * w.out_w);
   const int p = blockIdx.y * blockDim.x + threadIdx.x;
   if (p >= plane) return;
@@ -52,20 +53,21 @@ __global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ col, Wind
                  kx * static_cast<int>(w.dilation_w);
   T v = from_f32<T>(0.0f);
   if (iy >= 0 && iy < w.in_h && ix >= 0 && ix < w.in_w) v = x[(bc * w.in_h + iy) * w.in_w + ix];
-  col[row * plane + p] = v;
+  col[row * col_ld + p] = v;
 }
 
 template <typename T>
-__global__ void channel_bias_act_kernel(T* __restrict__ y, const T* __restrict__ bias,
-                                        int64_t channels, int plane, bool relu) {
+__global__ void bias_residual_act_kernel(const T* src, int64_t src_ld, T* y,
+                                         const T* __restrict__ bias, const T* __restrict__ residual,
+                                         int64_t channels, int plane, bool relu) {
   const int p = blockIdx.y * blockDim.x + threadIdx.x;
   if (p >= plane) return;
   const int64_t row = blockIdx.x;  // image * channels + channel
-  T* yr = y + row * plane;
-  float v = to_f32(yr[p]);
+  float v = to_f32(src[row * src_ld + p]);
   if (bias) v += to_f32(bias[row % channels]);
+  if (residual) v += to_f32(residual[row * plane + p]);
   if (relu) v = fmaxf(v, 0.0f);
-  yr[p] = from_f32<T>(v);
+  y[row * plane + p] = from_f32<T>(v);
 }
 
 template <typename T, bool kMax>
@@ -107,30 +109,35 @@ __global__ void pool_kernel(const T* __restrict__ x, T* __restrict__ y, Window2d
 }  // namespace
 
 void im2col(DType dtype, const void* x, void* col, int64_t images, const Window2d& w,
-            cudaStream_t stream) {
+            int64_t col_ld, cudaStream_t stream) {
   const int64_t rows = images * w.channels * w.kernel_h * w.kernel_w;
   const int64_t plane = w.out_h * w.out_w;
   if (rows == 0 || plane == 0) return;
+  if (col_ld < plane) throw Error("im2col: the col row stride is shorter than the plane");
   check_sizes(rows, plane, "im2col");
   const int threads = threads_for(plane);
   detail::dispatch_float(dtype, "im2col", [&](auto t) {
     using T = decltype(t);
     im2col_kernel<T><<<grid_for(rows, plane, threads), threads, 0, stream>>>(
-        static_cast<const T*>(x), static_cast<T*>(col), w);
+        static_cast<const T*>(x), static_cast<T*>(col), w, col_ld);
   });
   KPT_CUDA_CHECK(cudaGetLastError());
 }
 
-void channel_bias_act(DType dtype, void* y, const void* bias, int64_t images, int64_t channels,
-                      int64_t plane, bool relu, cudaStream_t stream) {
+void bias_residual_act(DType dtype, const void* src, int64_t src_ld, void* y, const void* bias,
+                       const void* residual, int64_t images, int64_t channels, int64_t plane,
+                       bool relu, cudaStream_t stream) {
   const int64_t rows = images * channels;
   if (rows == 0 || plane == 0) return;
-  check_sizes(rows, plane, "channel bias");
+  if (src_ld < plane)
+    throw Error("bias_residual_act: the source row stride is shorter than the plane");
+  check_sizes(rows, plane, "bias_residual_act");
   const int threads = threads_for(plane);
-  detail::dispatch_float(dtype, "channel bias", [&](auto t) {
+  detail::dispatch_float(dtype, "bias_residual_act", [&](auto t) {
     using T = decltype(t);
-    channel_bias_act_kernel<T><<<grid_for(rows, plane, threads), threads, 0, stream>>>(
-        static_cast<T*>(y), static_cast<const T*>(bias), channels, static_cast<int>(plane), relu);
+    bias_residual_act_kernel<T><<<grid_for(rows, plane, threads), threads, 0, stream>>>(
+        static_cast<const T*>(src), src_ld, static_cast<T*>(y), static_cast<const T*>(bias),
+        static_cast<const T*>(residual), channels, static_cast<int>(plane), relu);
   });
   KPT_CUDA_CHECK(cudaGetLastError());
 }

@@ -25,14 +25,17 @@ struct Window2d {
 // col[b, (c, ky, kx), (oy, ox)] = x[b, c, oy * sh - pt + ky * dh, ox * sw - pl + kx * dw] (0
 // outside) for `images` images of x [images, channels, in_h, in_w]: each image's col is the
 // [channels * kh * kw, out_h * out_w] matrix that the weights [Cout, channels * kh * kw]
-// multiply into the image's output [Cout, out_h * out_w].
+// multiply into the image's output [Cout, out_h * out_w]. Rows of col are `col_ld` >= out_h *
+// out_w elements apart (a row stride cuBLASLt's aligned kernels take); the gap is not written.
 void im2col(DType dtype, const void* x, void* col, int64_t images, const Window2d& w,
-            cudaStream_t stream);
+            int64_t col_ld, cudaStream_t stream);
 
-// y[b, c, p] = act(y[b, c, p] + bias[c]) in place over [images, channels, plane]; bias may be
-// nullptr; act is ReLU when `relu`, else identity.
-void channel_bias_act(DType dtype, void* y, const void* bias, int64_t images, int64_t channels,
-                      int64_t plane, bool relu, cudaStream_t stream);
+// y[b, c, p] = act(src[b, c, p] + bias[c] + residual[b, c, p]) over [images, channels, plane],
+// where src rows are `src_ld` >= plane elements apart (src == y with src_ld == plane: in place);
+// bias and residual may be nullptr; act is ReLU when `relu`, else identity.
+void bias_residual_act(DType dtype, const void* src, int64_t src_ld, void* y, const void* bias,
+                       const void* residual, int64_t images, int64_t channels, int64_t plane,
+                       bool relu, cudaStream_t stream);
 
 // Max pooling (padding never wins) or average pooling of x [images, channels, in_h, in_w] into
 // y [images, channels, out_h, out_w]; the average divides by the taps inside the padded input

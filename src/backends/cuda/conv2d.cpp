@@ -9,13 +9,13 @@ namespace kpt::cuda {
 namespace {
 
 // y = act(W * b_mat + residual + bias) for `batch` images, one GEMM (plus a bias pass when
-// cuBLASLt has no row-order plan for the per-channel bias).
+// cuBLASLt has no row-order plan for the per-channel bias, or `separate`).
 void product(CublasLtGemm& gemm, const Conv2dArgs& a, int64_t batch, int64_t k, int64_t plane,
-             const void* b_mat, void* y, const void* residual, cudaStream_t stream,
-             ConvEpilogue mode) {
+             const void* b_mat, void* y, const void* residual, cudaStream_t stream, bool separate,
+             bool require_epilogue) {
   const GemmPrecision p = gemm_precision(a.dtype);
   GemmShape shape{a.out_channels, plane, k, false, batch};
-  if (a.bias && mode != ConvEpilogue::SeparatePass) {
+  if (a.bias && !separate) {
     GemmShape row = shape;
     row.bias_per_row = true;
     const Epilogue e = a.relu ? Epilogue::BiasRelu : Epilogue::Bias;
@@ -23,7 +23,7 @@ void product(CublasLtGemm& gemm, const Conv2dArgs& a, int64_t batch, int64_t k, 
       gemm.run(p, row, a.weight, b_mat, y, stream, a.bias, e, 1.0f, residual);
       return;
     }
-    if (mode == ConvEpilogue::Fused)
+    if (require_epilogue)
       throw Error("cuBLASLt has no row-order plan for a per-channel bias (M " +
                   std::to_string(shape.m) + ", N " + std::to_string(shape.n) + ", K " +
                   std::to_string(shape.k) + ", batch " + std::to_string(batch) + ")");
@@ -33,10 +33,29 @@ void product(CublasLtGemm& gemm, const Conv2dArgs& a, int64_t batch, int64_t k, 
   gemm.run(p, shape, a.weight, b_mat, y, stream, nullptr,
            relu_in_gemm ? Epilogue::Relu : Epilogue::None, 1.0f, residual);
   if (a.bias || (a.relu && !relu_in_gemm))
-    channel_bias_act(a.dtype, y, a.bias, batch, a.out_channels, plane, a.relu, stream);
+    bias_residual_act(a.dtype, y, plane, y, a.bias, nullptr, batch, a.out_channels, plane, a.relu,
+                      stream);
+}
+
+int64_t round_up(int64_t v, int64_t m) {
+  return (v + m - 1) / m * m;
 }
 
 }  // namespace
+
+std::string to_string(ConvMethod m) {
+  switch (m) {
+    case ConvMethod::Auto:
+      return "auto";
+    case ConvMethod::Epilogue:
+      return "epilogue";
+    case ConvMethod::SeparatePass:
+      return "separate pass";
+    case ConvMethod::AlignedCopy:
+      return "aligned copy";
+  }
+  return "?";
+}
 
 bool conv_reads_input_directly(const Window2d& w) {
   return w.kernel_h == 1 && w.kernel_w == 1 && w.stride_h == 1 && w.stride_w == 1 &&
@@ -45,32 +64,48 @@ bool conv_reads_input_directly(const Window2d& w) {
 }
 
 void conv2d(CublasLtGemm& gemm, RunAllocator& alloc, const Conv2dArgs& a, cudaStream_t stream,
-            ConvEpilogue mode) {
+            ConvMethod method) {
   const Window2d& w = a.window;
   if (a.images <= 0 || a.out_channels <= 0 || w.channels <= 0 || w.out_h <= 0 || w.out_w <= 0)
     throw Error("conv2d on the GPU needs positive images, channels and output size");
   const int64_t plane = w.out_h * w.out_w;
   const int64_t k = w.channels * w.kernel_h * w.kernel_w;
-  const size_t esize = dtype_size(a.dtype);
+  const auto esize = static_cast<int64_t>(dtype_size(a.dtype));
+  if (method == ConvMethod::Auto && (plane * esize) % 16 != 0) method = ConvMethod::AlignedCopy;
+  const bool aligned_copy = method == ConvMethod::AlignedCopy;
+  const bool separate = method == ConvMethod::SeparatePass;
+  const bool require_epilogue = method == ConvMethod::Epilogue;
   const int64_t y_image = a.out_channels * plane;
-  if (conv_reads_input_directly(w)) {
-    product(gemm, a, a.images, k, plane, a.x, a.y, a.residual, stream, mode);
+  if (!aligned_copy && conv_reads_input_directly(w)) {
+    product(gemm, a, a.images, k, plane, a.x, a.y, a.residual, stream, separate, require_epilogue);
     return;
   }
-  const int64_t col_image = k * plane;
+  // col rows (and, for the aligned copy, the GEMM's output rows) `ld` elements apart.
+  const int64_t ld = aligned_copy ? round_up(plane, 16 / esize) : plane;
+  const int64_t col_image = k * ld;
   const int64_t x_image = w.channels * w.in_h * w.in_w;
-  const auto per_chunk = static_cast<int64_t>(
-      std::max<size_t>(1, a.workspace_bytes / (static_cast<size_t>(col_image) * esize)));
-  const int64_t chunk = std::min(a.images, per_chunk);
-  DeviceBuffer col = alloc.allocate(a.dtype, {chunk, k, plane});
+  const int64_t per_image = (col_image + (aligned_copy ? a.out_channels * ld : 0)) * esize;
+  const int64_t chunk =
+      std::min(a.images, std::max<int64_t>(1, static_cast<int64_t>(a.workspace_bytes) / per_image));
+  DeviceBuffer col = alloc.allocate(a.dtype, {chunk, k, ld});
+  DeviceBuffer padded;
+  if (aligned_copy) padded = alloc.allocate(a.dtype, {chunk, a.out_channels, ld});
   for (int64_t first = 0; first < a.images; first += chunk) {
     const int64_t count = std::min(chunk, a.images - first);
     im2col(a.dtype, static_cast<const char*>(a.x) + first * x_image * esize, col.data(), count, w,
-           stream);
+           ld, stream);
     const void* residual =
         a.residual ? static_cast<const char*>(a.residual) + first * y_image * esize : nullptr;
-    product(gemm, a, count, k, plane, col.data(), static_cast<char*>(a.y) + first * y_image * esize,
-            residual, stream, mode);
+    void* y = static_cast<char*>(a.y) + first * y_image * esize;
+    if (aligned_copy) {
+      gemm.run(gemm_precision(a.dtype), {a.out_channels, ld, k, false, count}, a.weight, col.data(),
+               padded.data(), stream);
+      bias_residual_act(a.dtype, padded.data(), ld, y, a.bias, residual, count, a.out_channels,
+                        plane, a.relu, stream);
+    } else {
+      product(gemm, a, count, k, plane, col.data(), y, residual, stream, separate,
+              require_epilogue);
+    }
   }
 }
 
