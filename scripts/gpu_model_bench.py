@@ -11,7 +11,7 @@ kpt_gpu_model_bench on the same files. Every timing: wall clock around one run f
 stream synchronize, inputs and outputs on the GPU, median of --iters runs after warm-up.
 
 usage: gpu_model_bench.py --bench BIN/kpt_gpu_model_bench --work DIR --out DIR
-       gpu_model_bench.py --model resnet50 ... [--batches 1,32] [--compile-batches 32]
+       gpu_model_bench.py --model resnet50 ... [--batches 1,32] [--compile 32,32:cl,1]
 """
 import argparse
 import json
@@ -140,7 +140,7 @@ def run_kpt(args, onnx_path, d, label):
 def resnet50_main(args):
     """torchvision's ResNet-50 (weights=None, seed 0, eval), exported with input "input"
     [batch, 3, 224, 224] (dynamic batch); PyTorch fp16 eager (NCHW and channels_last) and
-    torch.compile(mode="reduce-overhead") at --compile-batches, against kpt fp16. PyTorch's fp32
+    torch.compile(mode="reduce-overhead") for the --compile runs, against kpt fp16. PyTorch's fp32
     output (TF32 off) is the reference. kpt and eager run first: compiling takes the longest."""
     import torchvision
 
@@ -178,24 +178,20 @@ def resnet50_main(args):
         print(json.dumps(row), flush=True)
         row["kpt_fp16"] = run_kpt(args, onnx_path, d, f"resnet50 b{b} fp16")
         rows[b] = (row, xh, xcl)
-    for b in (int(x) for x in args.compile_batches.split(",") if x):
+    for spec in (x for x in args.compile.split(",") if x):
+        b, channels_last = int(spec.split(":")[0]), spec.endswith(":cl")
         row, xh, xcl = rows[b]
-        layouts = ("nchw", "channels_last") if args.compile_layouts == "both" else \
-            (args.compile_layouts,)
-        for layout, name, model, inp in (
-                ("nchw", "torch_compile_ms", fast, xh),
-                ("channels_last", "torch_compile_channels_last_ms", fast_cl, xcl)):
-            if layout not in layouts:
-                continue
-            compiled = torch.compile(model, mode="reduce-overhead")
-            t0 = time.time()
-            with torch.no_grad():
-                for _ in range(3):
-                    compiled(inp)
-                row[name + "_warmup_s"] = time.time() - t0
-                row[name] = median_ms(lambda: compiled(inp), 3, args.iters)
-            print(json.dumps({"batch": b, name: row[name],
-                              "warmup_s": row[name + "_warmup_s"]}), flush=True)
+        name = "torch_compile_channels_last_ms" if channels_last else "torch_compile_ms"
+        compiled = torch.compile(fast_cl if channels_last else fast, mode="reduce-overhead")
+        inp = xcl if channels_last else xh
+        t0 = time.time()
+        with torch.no_grad():
+            for _ in range(3):
+                compiled(inp)
+            row[name + "_warmup_s"] = time.time() - t0
+            row[name] = median_ms(lambda: compiled(inp), 3, args.iters)
+        print(json.dumps({"batch": b, name: row[name], "warmup_s": row[name + "_warmup_s"]}),
+              flush=True)
     print("\nresnet50 fp16  batch  torch eager  eager CL  compile  compile CL  kpt graph  "
           "kpt eager  kpt host-io  img/s kpt  cosine kpt")
     for b, (row, _, _) in rows.items():
@@ -221,10 +217,8 @@ def main():
     ap.add_argument("--configs", default="1x128,32x128")
     ap.add_argument("--precisions", default="fp16")
     ap.add_argument("--batches", default="1,32", help="resnet50: batch sizes")
-    ap.add_argument("--compile-batches", default="1,32",
-                    help="resnet50: batches torch.compile runs at ('' for none)")
-    ap.add_argument("--compile-layouts", default="both", choices=["both", "nchw", "channels_last"],
-                    help="resnet50: memory formats torch.compile runs with")
+    ap.add_argument("--compile", default="32,32:cl,1,1:cl",
+                    help="resnet50: torch.compile runs, BATCH (NCHW) or BATCH:cl (channels_last)")
     ap.add_argument("--kpt-args", default="",
                     help="extra arguments for kpt_gpu_model_bench, e.g. --profile")
     ap.add_argument("--model", default="kpt-bert", choices=sorted(TOKEN_MODELS) + ["resnet50"],

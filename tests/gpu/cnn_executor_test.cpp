@@ -1,8 +1,8 @@
 // The GPU executor on a small CNN built here in exporter form: Conv + BatchNormalization + Relu
 // stem, MaxPool, a residual block (Conv-BN-Relu, Conv-BN, Add, Relu), a strided 1x1
 // convolution, GlobalAveragePool, Flatten and Gemm. After the passes (BN folded, FusedConv with
-// the residual and ReLU) every node must run on the GPU; outputs are compared with the CPU
-// reference session on fresh random weights and inputs, with and without CUDA graphs.
+// the residual and ReLU) every node must run on the GPU; outputs are compared with a CPU session
+// on the reference kernels, on fresh random weights and inputs, with and without CUDA graphs.
 #include <cmath>
 #include <random>
 
@@ -22,8 +22,9 @@ std::vector<float> uniform(std::mt19937& rng, size_t n, float lo, float hi) {
   return v;
 }
 
-// x [batch, 3, 32, 32] -> logits [batch, 10].
-std::string small_cnn() {
+// x [batch, 3, 32, 32] -> logits [batch, classes]. 10 classes take the classifier GEMM with
+// its weight padded to 8 columns (gpu_kernels_padded_gemm.cpp), 16 the plain one.
+std::string small_cnn(int64_t classes) {
   std::mt19937 rng(static_cast<uint32_t>(seed() + 11));
   ModelBuilder m(17);
   m.input("x", DType::F32, testing::DeclDims{-1, 3, 32, 32});
@@ -70,8 +71,8 @@ std::string small_cnn() {
   return m.bytes();
 }
 
-void check_cnn_on_gpu(Precision precision, bool graphs, double tol) {
-  const std::string model = small_cnn();
+void check_cnn_on_gpu(Precision precision, bool graphs, double tol, int64_t classes = 10) {
+  const std::string model = small_cnn(classes);
   SessionOptions o;
   o.target = "cuda";
   o.precision = precision;
@@ -81,7 +82,9 @@ void check_cnn_on_gpu(Precision precision, bool graphs, double tol) {
   EXPECT_NE(report.find("cpu fallbacks 0"), std::string::npos) << report;
   EXPECT_NE(report.find("+residual+Relu) 1"), std::string::npos) << report;
   EXPECT_EQ(report.find("Blocked16"), std::string::npos) << report;
-  Session cpu = Session::from_bytes(model);
+  SessionOptions reference;
+  reference.fast_kernels = false;  // the reference kernels: the CPU path as ONNX defines it
+  Session cpu = Session::from_bytes(model, reference);
   for (int64_t batch : {1, 3}) {
     for (int rep = 0; rep < 2; ++rep) {
       const Tensor x = random_tensor(DType::F32, {batch, 3, 32, 32});
@@ -104,6 +107,9 @@ TEST(GpuExecutorCnn, SmallCnnFp16Eager) {
 }
 TEST(GpuExecutorCnn, SmallCnnBf16WithCudaGraphs) {
   check_cnn_on_gpu(Precision::BF16, true, 3e-2);
+}
+TEST(GpuExecutorCnn, SmallCnnFp16SixteenClasses) {
+  check_cnn_on_gpu(Precision::FP16, true, 5e-3, 16);
 }
 
 }  // namespace
