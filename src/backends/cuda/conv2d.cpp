@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "backends/cuda/cuda_check.hpp"
+#include "backends/cuda/strided_copy.hpp"
 #include "kpt/error.hpp"
 
 namespace kpt::cuda {
@@ -82,12 +84,40 @@ void conv2d(CublasLtGemm& gemm, RunAllocator& alloc, const Conv2dArgs& a, cudaSt
   }
   // col rows (and, for the aligned copy, the GEMM's output rows) `ld` elements apart.
   const int64_t ld = aligned_copy ? round_up(plane, 16 / esize) : plane;
-  const int64_t col_image = k * ld;
+  // The weights' rows (K elements) must be 16-byte multiples too (the 7x7 stem's K = 147): the
+  // product then runs over K rounded up, with zero weight columns and zero col rows there.
+  const int64_t k_pad = round_up(k, 16 / esize);
+  Conv2dArgs g = a;
+  DeviceBuffer weight;
+  if (k_pad != k) {
+    weight = alloc.allocate(a.dtype, {a.out_channels, k_pad});
+    KPT_CUDA_CHECK(cudaMemsetAsync(weight.data(), 0, weight.nbytes(), stream));
+    StridedCopy copy;
+    copy.rank = 2;
+    copy.dims[0] = a.out_channels;
+    copy.dims[1] = k;
+    copy.src_strides[0] = k;
+    copy.src_strides[1] = 1;
+    copy.dst_strides[0] = k_pad;
+    copy.dst_strides[1] = 1;
+    copy.elem_size = static_cast<size_t>(esize);
+    strided_copy(copy, a.weight, weight.data(), stream);
+    g.weight = weight.data();
+  }
+  const int64_t col_image = k_pad * ld;
   const int64_t x_image = w.channels * w.in_h * w.in_w;
   const int64_t per_image = (col_image + (aligned_copy ? a.out_channels * ld : 0)) * esize;
   const int64_t chunk =
       std::min(a.images, std::max<int64_t>(1, static_cast<int64_t>(a.workspace_bytes) / per_image));
-  DeviceBuffer col = alloc.allocate(a.dtype, {chunk, k, ld});
+  DeviceBuffer col = alloc.allocate(a.dtype, {chunk, k_pad, ld});
+  if (k_pad != k) {
+    // Rows k..k_pad of every image's col are zero (garbage there could be NaN, and NaN times a
+    // zero weight is NaN); im2col never writes them.
+    const auto pitch = static_cast<size_t>(k_pad * ld * esize);
+    KPT_CUDA_CHECK(cudaMemset2DAsync(static_cast<char*>(col.data()) + k * ld * esize, pitch, 0,
+                                     static_cast<size_t>((k_pad - k) * ld * esize),
+                                     static_cast<size_t>(chunk), stream));
+  }
   DeviceBuffer padded;
   if (aligned_copy) padded = alloc.allocate(a.dtype, {chunk, a.out_channels, ld});
   for (int64_t first = 0; first < a.images; first += chunk) {
@@ -98,12 +128,12 @@ void conv2d(CublasLtGemm& gemm, RunAllocator& alloc, const Conv2dArgs& a, cudaSt
         a.residual ? static_cast<const char*>(a.residual) + first * y_image * esize : nullptr;
     void* y = static_cast<char*>(a.y) + first * y_image * esize;
     if (aligned_copy) {
-      gemm.run(gemm_precision(a.dtype), {a.out_channels, ld, k, false, count}, a.weight, col.data(),
-               padded.data(), stream);
+      gemm.run(gemm_precision(a.dtype), {a.out_channels, ld, k_pad, false, count}, g.weight,
+               col.data(), padded.data(), stream);
       bias_residual_act(a.dtype, padded.data(), ld, y, a.bias, residual, count, a.out_channels,
                         plane, a.relu, stream);
     } else {
-      product(gemm, a, count, k, plane, col.data(), y, residual, stream, separate,
+      product(gemm, g, count, k_pad, plane, col.data(), y, residual, stream, separate,
               require_epilogue);
     }
   }
