@@ -1,5 +1,5 @@
 // Convolutions and pooling on the GPU against the CPU reference kernels: conv2d (every method:
-// cuBLASLt's row-order epilogue, the separate bias pass, the aligned copy) over ResNet's window
+// direct, aligned copy, auto; im2col in chunks of one image) over ResNet's window
 // shapes and odd ones, with bias, residual and ReLU combinations, in f32, f16 and bf16; the
 // registered adapters (Conv, FusedConv, MaxPool, AveragePool, GlobalAveragePool) through the
 // GPU kernel registry, as the executor prepares them.
@@ -126,10 +126,8 @@ TEST(CudaConv, MatchesReferenceForEveryWindowFusionAndPrecision) {
           reference("Conv", 11, {to_f32(x), to_f32(w), to_f32(b)}, 1, conv_attrs(c))[0];
       const auto dx = g.upload(x), dw = g.upload(w), db = g.upload(b), dz = g.upload(z);
       for (Fusion f : kFusions)
-        for (cuda::ConvMethod method : {cuda::ConvMethod::Epilogue, cuda::ConvMethod::SeparatePass,
-                                        cuda::ConvMethod::AlignedCopy, cuda::ConvMethod::Auto}) {
-          // Without a bias the epilogue and the separate pass are one path.
-          if (!f.bias && method == cuda::ConvMethod::Epilogue) continue;
+        for (cuda::ConvMethod method :
+             {cuda::ConvMethod::Direct, cuda::ConvMethod::AlignedCopy, cuda::ConvMethod::Auto}) {
           auto dy = g.poisoned(dt, out);
           cuda::Conv2dArgs a;
           a.dtype = dt;

@@ -196,24 +196,23 @@ TEST(CudaFp8, GemmWithCalibratedScalesMatchesReference) {
 }
 
 // The order cuBLASLt applies a residual (its C, beta = 1), the bias and ReLU in:
-// relu(A*B + R + bias), with the bias per column (column order) or per row (row order, the
-// convolutions' per-channel bias), the latter batched with A shared.
+// relu(A*B + R + bias[column]); and, as the convolutions run it, batched with A shared and the
+// residual per batch, relu(A*B[i] + R[i]) with the ReLU-only epilogue.
 TEST(CudaGemm, ResidualBiasReluOrder) {
   auto& g = gpu();
-  const int64_t m = 40, n = 56, k = 24, batch = 3;
-  for (bool per_row : {false, true}) {
+  const int64_t m = 40, n = 56, k = 24;
+  for (bool batched : {false, true}) {
     const DType dt = DType::F16;
-    const int64_t groups = per_row ? batch : 1;
+    const int64_t groups = batched ? 3 : 1;
     const Tensor a = random_tensor(dt, {m, k});
     const Tensor b = random_tensor(dt, {groups, k, n});
     const Tensor r = random_tensor(dt, {groups, m, n});
-    const Tensor bias = random_tensor(dt, {per_row ? m : n});
+    const Tensor bias = random_tensor(dt, {n});
     const auto da = g.upload(a), db = g.upload(b), dr = g.upload(r), dbias = g.upload(bias);
     auto dc = g.poisoned(dt, {groups, m, n});
-    cuda::GemmShape shape{m, n, k, false, groups};
-    shape.bias_per_row = per_row;
-    lt().run(GemmPrecision::F16, shape, da.data(), db.data(), dc.data(), g.stream.get(),
-             dbias.data(), Epilogue::BiasRelu, 1.0f, dr.data());
+    lt().run(GemmPrecision::F16, {m, n, k, false, groups}, da.data(), db.data(), dc.data(),
+             g.stream.get(), batched ? nullptr : dbias.data(),
+             batched ? Epilogue::Relu : Epilogue::BiasRelu, 1.0f, dr.data());
     const Tensor af = to_f32(a), bf = to_f32(b), rf = to_f32(r), biasf = to_f32(bias);
     Tensor want(DType::F32, {groups, m, n});
     for (int64_t q = 0; q < groups; ++q)
@@ -222,11 +221,11 @@ TEST(CudaGemm, ResidualBiasReluOrder) {
           double acc = 0;
           for (int64_t t = 0; t < k; ++t)
             acc += double(af.data<float>()[i * k + t]) * bf.data<float>()[(q * k + t) * n + j];
-          acc += rf.data<float>()[(q * m + i) * n + j] + biasf.data<float>()[per_row ? i : j];
+          acc += rf.data<float>()[(q * m + i) * n + j] + (batched ? 0.0 : biasf.data<float>()[j]);
           want.data<float>()[(q * m + i) * n + j] = static_cast<float>(std::max(acc, 0.0));
         }
     expect_close(g.download(dc), want, 2e-3,
-                 std::string("relu(A*B + R + bias), bias per ") + (per_row ? "row" : "column"));
+                 batched ? "relu(A*B[i] + R[i]), batched" : "relu(A*B + R + bias)");
   }
 }
 

@@ -1,6 +1,10 @@
 #include "tests/gpu/gpu_test_util.hpp"
 
+#include <execinfo.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <random>
@@ -21,6 +25,24 @@ uint64_t seed() {
 }
 
 namespace {
+
+// The GPU machines have no debugger: a crash prints its stack (offsets into the binary, which
+// addr2line resolves against the unstripped build) before the default action.
+void print_stack_and_die(int sig) {
+  void* frames[64];
+  const int n = backtrace(frames, 64);
+  const char msg[] = "\n*** fatal signal in the GPU tests; stack:\n";
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+  backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+const bool kStackOnCrash = [] {
+  std::signal(SIGSEGV, print_stack_and_die);
+  std::signal(SIGABRT, print_stack_and_die);
+  return true;
+}();
+
 std::mt19937_64& rng() {
   static std::mt19937_64 r(seed());
   return r;

@@ -1,6 +1,6 @@
 // kpt_gpu_conv_bench: ResNet-50's convolutions (torchvision's v1.5 layout, 224x224 input) one
-// shape at a time through cuda::conv2d, at one batch size, by each method (auto; bias and ReLU
-// in cuBLASLt's epilogue; as a separate pass; the aligned copy); also im2col alone. Median of
+// shape at a time through cuda::conv2d, at one batch size, by each method (auto, direct, aligned
+// copy); also im2col alone. Median of
 // CUDA-event-timed launches. The last line sums each way over the network's 53 convolutions
 // (shape time x count).
 //
@@ -102,9 +102,9 @@ int main(int argc, char** argv) try {
   const cudaStream_t s = stream.get();
   cuda::CublasLtGemm gemm;
   PoolAllocator alloc(s);
-  std::printf("%-34s %5s %9s %8s %9s %9s %9s %9s\n", "conv (cin>cout kxk /s @in)", "count",
-              "auto ms", "TFLOP/s", "epilogue", "sep.pass", "aligned", "im2col");
-  double total_fused = 0, total_sep = 0, total_copy = 0, total_flops = 0;
+  std::printf("%-34s %5s %9s %8s %9s %9s %9s\n", "conv (cin>cout kxk /s @in)", "count", "auto ms",
+              "TFLOP/s", "direct", "aligned", "im2col");
+  double total_fused = 0, total_direct = 0, total_copy = 0, total_flops = 0;
   for (const Shape& c : kResNet50) {
     cuda::Window2d w;
     w.channels = c.cin;
@@ -139,14 +139,18 @@ int main(int argc, char** argv) try {
       }
     };
     const double fused = ms_for(cuda::ConvMethod::Auto);
-    const double epilogue = ms_for(cuda::ConvMethod::Epilogue);
-    const double sep = ms_for(cuda::ConvMethod::SeparatePass);
+    const double direct = ms_for(cuda::ConvMethod::Direct);
     const double copy = ms_for(cuda::ConvMethod::AlignedCopy);
     double im2col_ms = 0;
     if (!cuda::conv_reads_input_directly(w)) {
       auto col = filled(dt, {batch, c.cin * c.k * c.k, w.out_h * w.out_w}, s);
       im2col_ms = time_ms(
-          s, [&] { cuda::im2col(dt, x.data(), col.data(), batch, w, w.out_h * w.out_w, s); }, reps);
+          s,
+          [&] {
+            cuda::im2col(dt, x.data(), col.data(), batch, w, w.out_h * w.out_w, c.cin * c.k * c.k,
+                         s);
+          },
+          reps);
     }
     const double flops = 2.0 * batch * c.cout * w.out_h * w.out_w * c.cin * c.k * c.k;
     char name[64];
@@ -154,17 +158,17 @@ int main(int argc, char** argv) try {
         name, sizeof name, "%lld>%lld %lldx%lld /%lld @%lld%s", static_cast<long long>(c.cin),
         static_cast<long long>(c.cout), static_cast<long long>(c.k), static_cast<long long>(c.k),
         static_cast<long long>(c.stride), static_cast<long long>(c.in), c.residual ? " +res" : "");
-    std::printf("%-34s %5d %9.4f %8.1f %9.4f %9.4f %9.4f %9.4f\n", name, c.count, fused,
-                flops / fused / 1e9, epilogue, sep, copy, im2col_ms);
+    std::printf("%-34s %5d %9.4f %8.1f %9.4f %9.4f %9.4f\n", name, c.count, fused,
+                flops / fused / 1e9, direct, copy, im2col_ms);
     total_fused += fused * c.count;
-    total_sep += sep * c.count;
+    total_direct += direct * c.count;
     total_copy += copy * c.count;
     total_flops += flops * c.count;
   }
   std::printf(
-      "all 53 convolutions: %.3f ms auto (%.1f TFLOP/s), %.3f ms all by the separate "
-      "pass, %.3f ms all by the aligned copy\n",
-      total_fused, total_flops / total_fused / 1e9, total_sep, total_copy);
+      "all 53 convolutions: %.3f ms auto (%.1f TFLOP/s), %.3f ms all direct, %.3f ms all "
+      "by the aligned copy\n",
+      total_fused, total_flops / total_fused / 1e9, total_direct, total_copy);
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "kpt_gpu_conv_bench: %s\n", e.what());

@@ -26,9 +26,10 @@ struct Window2d {
 // outside) for `images` images of x [images, channels, in_h, in_w]: each image's col is the
 // [channels * kh * kw, out_h * out_w] matrix that the weights [Cout, channels * kh * kw]
 // multiply into the image's output [Cout, out_h * out_w]. Rows of col are `col_ld` >= out_h *
-// out_w elements apart (a row stride cuBLASLt's aligned kernels take); the gap is not written.
+// out_w elements apart (a row stride cuBLASLt's aligned kernels take), images `col_rows` >=
+// channels * kh * kw rows apart (K padded); the gaps are not written.
 void im2col(DType dtype, const void* x, void* col, int64_t images, const Window2d& w,
-            int64_t col_ld, cudaStream_t stream);
+            int64_t col_ld, int64_t col_rows, cudaStream_t stream);
 
 // y[b, c, p] = act(src[b, c, p] + bias[c] + residual[b, c, p]) over [images, channels, plane],
 // where src rows are `src_ld` >= plane elements apart (src == y with src_ld == plane: in place);

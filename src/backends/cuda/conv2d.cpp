@@ -10,31 +10,16 @@ namespace kpt::cuda {
 
 namespace {
 
-// y = act(W * b_mat + residual + bias) for `batch` images, one GEMM (plus a bias pass when
-// cuBLASLt has no row-order plan for the per-channel bias, or `separate`).
+// y = act(W * b_mat + residual + bias) for `batch` images: one GEMM with the residual as its C
+// and, without a bias, the ReLU as its epilogue; with a bias, one pass adds it (and the ReLU)
+// after: cuBLASLt's bias runs along our columns (the plane), not the channels, and it plans no
+// row-order GEMM with a bias epilogue (CUBLAS_STATUS_NOT_SUPPORTED on the H200, cuBLASLt 13.1).
 void product(CublasLtGemm& gemm, const Conv2dArgs& a, int64_t batch, int64_t k, int64_t plane,
-             const void* b_mat, void* y, const void* residual, cudaStream_t stream, bool separate,
-             bool require_epilogue) {
-  const GemmPrecision p = gemm_precision(a.dtype);
-  GemmShape shape{a.out_channels, plane, k, false, batch};
-  if (a.bias && !separate) {
-    GemmShape row = shape;
-    row.bias_per_row = true;
-    const Epilogue e = a.relu ? Epilogue::BiasRelu : Epilogue::Bias;
-    if (gemm.can_run(p, row, e)) {
-      gemm.run(p, row, a.weight, b_mat, y, stream, a.bias, e, 1.0f, residual);
-      return;
-    }
-    if (require_epilogue)
-      throw Error("cuBLASLt has no row-order plan for a per-channel bias (M " +
-                  std::to_string(shape.m) + ", N " + std::to_string(shape.n) + ", K " +
-                  std::to_string(shape.k) + ", batch " + std::to_string(batch) + ")");
-  }
-  // Column order: without a bias the ReLU still fits the epilogue (it is per element).
+             const void* b_mat, void* y, const void* residual, cudaStream_t stream) {
   const bool relu_in_gemm = a.relu && !a.bias;
-  gemm.run(p, shape, a.weight, b_mat, y, stream, nullptr,
-           relu_in_gemm ? Epilogue::Relu : Epilogue::None, 1.0f, residual);
-  if (a.bias || (a.relu && !relu_in_gemm))
+  gemm.run(gemm_precision(a.dtype), {a.out_channels, plane, k, false, batch}, a.weight, b_mat, y,
+           stream, nullptr, relu_in_gemm ? Epilogue::Relu : Epilogue::None, 1.0f, residual);
+  if (a.bias)
     bias_residual_act(a.dtype, y, plane, y, a.bias, nullptr, batch, a.out_channels, plane, a.relu,
                       stream);
 }
@@ -49,10 +34,8 @@ std::string to_string(ConvMethod m) {
   switch (m) {
     case ConvMethod::Auto:
       return "auto";
-    case ConvMethod::Epilogue:
-      return "epilogue";
-    case ConvMethod::SeparatePass:
-      return "separate pass";
+    case ConvMethod::Direct:
+      return "direct";
     case ConvMethod::AlignedCopy:
       return "aligned copy";
   }
@@ -75,11 +58,9 @@ void conv2d(CublasLtGemm& gemm, RunAllocator& alloc, const Conv2dArgs& a, cudaSt
   const auto esize = static_cast<int64_t>(dtype_size(a.dtype));
   if (method == ConvMethod::Auto && (plane * esize) % 16 != 0) method = ConvMethod::AlignedCopy;
   const bool aligned_copy = method == ConvMethod::AlignedCopy;
-  const bool separate = method == ConvMethod::SeparatePass;
-  const bool require_epilogue = method == ConvMethod::Epilogue;
   const int64_t y_image = a.out_channels * plane;
   if (!aligned_copy && conv_reads_input_directly(w)) {
-    product(gemm, a, a.images, k, plane, a.x, a.y, a.residual, stream, separate, require_epilogue);
+    product(gemm, a, a.images, k, plane, a.x, a.y, a.residual, stream);
     return;
   }
   // col rows (and, for the aligned copy, the GEMM's output rows) `ld` elements apart.
@@ -123,7 +104,7 @@ void conv2d(CublasLtGemm& gemm, RunAllocator& alloc, const Conv2dArgs& a, cudaSt
   for (int64_t first = 0; first < a.images; first += chunk) {
     const int64_t count = std::min(chunk, a.images - first);
     im2col(a.dtype, static_cast<const char*>(a.x) + first * x_image * esize, col.data(), count, w,
-           ld, stream);
+           ld, k_pad, stream);
     const void* residual =
         a.residual ? static_cast<const char*>(a.residual) + first * y_image * esize : nullptr;
     void* y = static_cast<char*>(a.y) + first * y_image * esize;
@@ -133,8 +114,7 @@ void conv2d(CublasLtGemm& gemm, RunAllocator& alloc, const Conv2dArgs& a, cudaSt
       bias_residual_act(a.dtype, padded.data(), ld, y, a.bias, residual, count, a.out_channels,
                         plane, a.relu, stream);
     } else {
-      product(gemm, g, count, k_pad, plane, col.data(), y, residual, stream, separate,
-              require_epilogue);
+      product(gemm, g, count, k_pad, plane, col.data(), y, residual, stream);
     }
   }
 }

@@ -3,13 +3,13 @@
 // col[Cin*KH*KW, OH*OW], as one strided-batched GEMM over the images with the weights shared
 // (batch stride 0). A 1x1 stride-1 unpadded convolution multiplies the input itself (no copy);
 // any other window first unrolls the images into col (im2col) in chunks bounded by
-// Conv2dArgs::workspace_bytes. Bias, residual and ReLU go into the GEMM: the residual as
-// cuBLASLt's C (beta = 1), the per-channel bias and ReLU through its epilogue on a row-order plan
-// (bias per row of Y), or, where cuBLASLt has no such plan, by one pass over the output.
+// Conv2dArgs::workspace_bytes. The residual is cuBLASLt's C (beta = 1); the per-channel bias and
+// the ReLU follow in one pass over the output (the ReLU alone is the GEMM's epilogue).
 // Planes whose rows are not 16-byte multiples (ResNet's 14x14 and 7x7 in f16) would give
 // cuBLASLt unaligned leading dimensions and its slow kernels: those go through col with rows
 // padded to 16 bytes (also for 1x1 windows), a GEMM into a padded temporary, and one pass that
-// drops the padding while adding bias and residual and applying ReLU.
+// drops the padding while adding bias and residual and applying ReLU. Weights whose rows are not
+// 16-byte multiples (the 7x7 stem's K = 147) are padded with zero columns.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -38,9 +38,9 @@ struct Conv2dArgs {
 };
 
 // How conv2d computes. Auto: AlignedCopy where a plane row is not a 16-byte multiple, else
-// Epilogue where cuBLASLt plans it (per GEMM shape), else SeparatePass. The others force one
-// way (tests, kpt_gpu_conv_bench); Epilogue throws where cuBLASLt has no plan.
-enum class ConvMethod { Auto, Epilogue, SeparatePass, AlignedCopy };
+// Direct (the input or an unpadded col as the GEMM's B). The others force one way (tests,
+// kpt_gpu_conv_bench).
+enum class ConvMethod { Auto, Direct, AlignedCopy };
 std::string to_string(ConvMethod m);
 
 // The input is the GEMM's B as it is: 1x1 kernel, stride 1, no padding.

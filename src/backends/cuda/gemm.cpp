@@ -88,7 +88,6 @@ struct CublasLtGemm::Plan {
   cublasLtMatmulAlgo_t algo{};
   bool has_bias = false;
   bool fp8 = false;
-  bool row_order = false;  // GemmShape::bias_per_row: operands not swapped
   ~Plan() {
     if (a) api->layout_destroy(a);
     if (b) api->layout_destroy(b);
@@ -150,35 +149,19 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
   const uint64_t m = static_cast<uint64_t>(shape.m), n = static_cast<uint64_t>(shape.n),
                  k = static_cast<uint64_t>(shape.k);
   const cudaDataType_t tin = cuda_type(in_dtype), tout = cuda_type(out_dtype);
-  plan->row_order = shape.bias_per_row;
-  if (plan->row_order) {
-    // Row order, operands in their natural places: cuBLASLt's A is our A [M, K], its B our B
-    // [K, N], its D our C [M, N]; D's rows are our rows, so the bias runs along M.
-    const cublasLtOrder_t row = CUBLASLT_ORDER_ROW;
-    check_cublas(api_.layout_create(&plan->a, tin, m, k, static_cast<int64_t>(k)), "layout A");
-    check_cublas(api_.layout_create(&plan->b, tin, k, n, static_cast<int64_t>(n)), "layout B");
-    check_cublas(api_.layout_create(&plan->c, tout, m, n, static_cast<int64_t>(n)), "layout C");
-    for (cublasLtMatrixLayout_t layout : {plan->a, plan->b, plan->c})
-      check_cublas(api_.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_ORDER, &row, sizeof row),
-                   "LAYOUT_ORDER");
+  if (shape.b_transposed) {
+    check_cublas(api_.layout_create(&plan->a, tin, k, n, static_cast<int64_t>(k)), "layout B");
   } else {
-    if (shape.b_transposed) {
-      check_cublas(api_.layout_create(&plan->a, tin, k, n, static_cast<int64_t>(k)), "layout B");
-    } else {
-      check_cublas(api_.layout_create(&plan->a, tin, n, k, static_cast<int64_t>(n)), "layout B");
-    }
-    check_cublas(api_.layout_create(&plan->b, tin, k, m, static_cast<int64_t>(k)), "layout A");
-    check_cublas(api_.layout_create(&plan->c, tout, n, m, static_cast<int64_t>(n)), "layout C");
+    check_cublas(api_.layout_create(&plan->a, tin, n, k, static_cast<int64_t>(n)), "layout B");
   }
+  check_cublas(api_.layout_create(&plan->b, tin, k, m, static_cast<int64_t>(k)), "layout A");
+  check_cublas(api_.layout_create(&plan->c, tout, n, m, static_cast<int64_t>(n)), "layout C");
   if (shape.batch > 1) {
-    // Our B and C step by one matrix per batch; our A is shared. (Column order: cuBLASLt's A is
-    // our B and its B our A; row order: in place.)
+    // cuBLASLt's A (our B) and C step by one matrix per batch; its B (our A) is shared.
     const auto count = static_cast<int32_t>(shape.batch);
     const int64_t b_stride = shape.k * shape.n, a_stride = 0, c_stride = shape.m * shape.n;
-    cublasLtMatrixLayout_t our_a = plan->row_order ? plan->a : plan->b;
-    cublasLtMatrixLayout_t our_b = plan->row_order ? plan->b : plan->a;
-    for (auto [layout, stride] :
-         {std::pair{our_b, b_stride}, std::pair{our_a, a_stride}, std::pair{plan->c, c_stride}}) {
+    for (auto [layout, stride] : {std::pair{plan->a, b_stride}, std::pair{plan->b, a_stride},
+                                  std::pair{plan->c, c_stride}}) {
       check_cublas(
           api_.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count),
           "BATCH_COUNT");
@@ -187,7 +170,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
                    "STRIDED_BATCH_OFFSET");
     }
     if (plan->has_bias) {
-      const int64_t bias_stride = plan->row_order ? 0 : shape.n;
+      const int64_t bias_stride = shape.n;
       check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, &bias_stride,
                                  sizeof bias_stride),
                    "BIAS_BATCH_STRIDE");
@@ -234,10 +217,8 @@ void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, co
   }
   const float beta = residual ? 1.0f : 0.0f;
   const void* c_in = residual ? residual : c;
-  const void* lt_a = plan.row_order ? a : b;
-  const void* lt_b = plan.row_order ? b : a;
-  check_cublas(api_.matmul(handle_, plan.desc, &alpha, lt_a, plan.a, lt_b, plan.b, &beta, c_in,
-                           plan.c, c, plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
+  check_cublas(api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c_in, plan.c, c,
+                           plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
                "cublasLtMatmul");
 }
 
@@ -246,33 +227,12 @@ void CublasLtGemm::run(GemmPrecision precision, const GemmShape& shape, const vo
                        Epilogue epilogue, float alpha, const void* residual) {
   if (shape.m <= 0 || shape.n <= 0 || shape.k <= 0 || shape.batch <= 0)
     throw Error("cuBLASLt GEMM needs positive M, N, K and batch");
-  if (shape.bias_per_row && shape.b_transposed)
-    throw Error("cuBLASLt GEMM: a per-row bias takes B as [K, N], not transposed");
-  const Key key = key_of(precision, shape, epilogue);
+  const Key key{static_cast<int>(precision), shape.m, shape.n,    shape.k, shape.b_transposed,
+                static_cast<int>(epilogue),  false,   shape.batch};
   std::lock_guard<std::mutex> lock(mu_);
   Plan& plan =
       plan_for(key, static_cast<int>(precision), shape, epilogue, out_dtype(precision), false);
   execute(plan, a, b, c, bias, nullptr, nullptr, alpha, stream, residual);
-}
-
-CublasLtGemm::Key CublasLtGemm::key_of(GemmPrecision precision, const GemmShape& shape,
-                                       Epilogue epilogue) {
-  return Key{
-      static_cast<int>(precision), shape.m, shape.n,     shape.k,           shape.b_transposed,
-      static_cast<int>(epilogue),  false,   shape.batch, shape.bias_per_row};
-}
-
-bool CublasLtGemm::can_run(GemmPrecision precision, const GemmShape& shape, Epilogue epilogue) {
-  const Key key = key_of(precision, shape, epilogue);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (refused_.count(key)) return false;
-  try {
-    plan_for(key, static_cast<int>(precision), shape, epilogue, out_dtype(precision), false);
-    return true;
-  } catch (const Error&) {
-    refused_.insert(key);
-    return false;
-  }
 }
 
 void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {
@@ -292,8 +252,7 @@ void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {
                 true,
                 static_cast<int>(args.epilogue),
                 args.fast_accum,
-                1,
-                false};
+                1};
   std::lock_guard<std::mutex> lock(mu_);
   Plan& plan = plan_for(key, kFp8Kind, shape, args.epilogue, args.out, args.fast_accum);
   execute(plan, args.a, args.b, args.c, args.bias, args.a_scale, args.b_scale, 1.0f, stream);

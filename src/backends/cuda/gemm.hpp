@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <tuple>
 
@@ -34,11 +33,6 @@ struct GemmShape {
   // Products of one A with `batch` B matrices stored back to back ([batch, K, N]), into C
   // [batch, M, N] with bias [batch, N]: sibling projections of one input in one launch.
   int64_t batch = 1;
-  // The bias holds one value per row of C ([M], shared by the batch) instead of per column:
-  // a convolution's per-channel bias with C = Y[n] as [Cout, H*W] (NCHW). cuBLASLt adds its
-  // bias along the rows of its D, so this plan describes every matrix in row order (one bias per
-  // row of our C) instead of the transposed column-major form. Not with b_transposed.
-  bool bias_per_row = false;
 };
 
 // FP8 product: A [M,K] and B [N,K] (B must be transposed: the only layout cuBLASLt's FP8
@@ -67,26 +61,22 @@ class CublasLtGemm {
   CublasLtGemm(const CublasLtGemm&) = delete;
   CublasLtGemm& operator=(const CublasLtGemm&) = delete;
 
-  // C = act(alpha * A * B + R + bias), bias per column ([N]; per row with bias_per_row), R the
-  // optional `residual` of C's shape and type (read as cuBLASLt's C with beta = 1; C is written
-  // as its D). Types follow `precision`; bias has C's type.
+  // C = act(alpha * A * B + R + bias[N]), R the optional `residual` of C's shape and type (read
+  // as cuBLASLt's C with beta = 1; C is written as its D). Types follow `precision`; bias has
+  // C's type.
   void run(GemmPrecision precision, const GemmShape& shape, const void* a, const void* b, void* c,
            cudaStream_t stream, const void* bias = nullptr, Epilogue epilogue = Epilogue::None,
            float alpha = 1.0f, const void* residual = nullptr);
   void run_fp8(const Fp8GemmArgs& args, cudaStream_t stream);
-  // Whether cuBLASLt has an algorithm for this product (plans it now; a refusal is remembered):
-  // for callers with another way to compute it, such as the row-order per-row bias.
-  bool can_run(GemmPrecision precision, const GemmShape& shape, Epilogue epilogue);
 
   // How many distinct problems have a cached plan (descriptor, layouts, chosen algorithm).
   size_t cached_plans() const { return plans_.size(); }
 
  private:
   struct Plan;
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, bool, int64_t, bool>;
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, bool, int64_t>;
   Plan& plan_for(const Key& key, int kind, const GemmShape& shape, Epilogue epilogue,
                  DType out_dtype, bool fast_accum);
-  static Key key_of(GemmPrecision precision, const GemmShape& shape, Epilogue epilogue);
   void execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
                const float* a_scale, const float* b_scale, float alpha, cudaStream_t stream,
                const void* residual = nullptr);
@@ -97,7 +87,6 @@ class CublasLtGemm {
   size_t workspace_bytes_ = 0;
   std::mutex mu_;
   std::map<Key, Plan*> plans_;
-  std::set<Key> refused_;  // problems cuBLASLt had no algorithm for (can_run)
 };
 
 }  // namespace kpt::cuda
