@@ -206,6 +206,10 @@ struct CudaExecutor::State {
   ~State() {
     signatures.clear();
     weights.clear();
+    // Kernels may own device memory (the padded-weight GEMM's weights), freed on this stream;
+    // the plan is declared before the stream and would otherwise outlive it (a crash in
+    // cudaFreeAsync at session close, seen with the CNN executor tests).
+    for (PlanNode& n : plan.nodes) n.kernel.reset();
     if (stream) cudaStreamSynchronize(stream->get());
     if (error_word) cudaFree(error_word);
     if (error_host) cudaFreeHost(error_host);
