@@ -171,7 +171,9 @@ std::string lower_rotary_to_contrib(const ir::Node& n, Emitter& e) {
   const int64_t half = rot / 2;
   // ONNX Runtime refuses a sequence longer than the cache, whatever the position ids.
   const auto rows = e.dim(cos, 2, 0), seq = e.dim(x, *rank, *rank == 4 ? 2 : 1);
-  if (!rows || !rows->known() || (seq && seq->known() && seq->value > rows->value)) return "";
+  const bool fits = equal_dims(rows, seq) ||
+                    (rows && rows->known() && (!seq || !seq->known() || seq->value <= rows->value));
+  if (!fits) return "";
   std::string c = cos, s = sin;
   const auto width = e.dim(cos, 2, 1);
   if (!width || !width->known() || width->value != half) {
