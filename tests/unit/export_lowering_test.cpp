@@ -11,7 +11,6 @@
 #include "export/onnx_lowering.hpp"
 #include "ir/model.hpp"
 #include "kpt/error.hpp"
-#include "ops/run_node.hpp"
 #include "passes/pass_manager.hpp"
 #include "runtime/executor.hpp"
 #include "tests/testing/ir_builders.hpp"
@@ -407,51 +406,6 @@ TEST(ExportLowering, InterleavedRotaryOnlyInContribMode) {
       EXPECT_THROW(onnx_export::lower_for_onnx(standard, ExportMode::StandardOnly), Unsupported);
     }
   }
-}
-
-// The contrib reference kernels on what ONNX Runtime takes beyond what the export writes.
-TEST(ContribAttentionKernels, KeyPaddingMaskIsAnAdditiveFilterValue) {
-  const int64_t b = 2, s = 3, l = 4, heads = 2, d = 8;
-  Tensor kpm(DType::I32, {b, l});
-  for (int64_t i = 0; i < kpm.numel(); ++i) kpm.data<int32_t>()[i] = i % 4 == 3 ? 0 : 1;
-  Tensor bias(DType::F32, {b, 1, 1, l});
-  for (int64_t i = 0; i < bias.numel(); ++i) bias.data<float>()[i] = i % 4 == 3 ? -10000.0f : 0;
-  const std::vector<Value> in = {
-      Value::of(random_f32({b, s, d}, 40)), Value::of(random_f32({b, l, d}, 41)),
-      Value::of(random_f32({b, l, d}, 42)), Value::of(kpm), Value::of(bias)};
-  ir::Node mha =
-      make_node("MultiHeadAttention", {"q", "k", "v", "", "kpm"}, {"y"}, 1, "com.microsoft");
-  mha.attrs["num_heads"] = int_attr("num_heads", heads);
-  ir::Node att = make_node("Attention", {"q", "k", "v", "bias"}, {"y"}, 23);
-  att.attrs["q_num_heads"] = int_attr("q_num_heads", heads);
-  att.attrs["kv_num_heads"] = int_attr("kv_num_heads", heads);
-  const auto got = ops::run_node(mha, {&in[0], &in[1], &in[2], nullptr, &in[3]}, nullptr);
-  const auto want = ops::run_node(att, {&in[0], &in[1], &in[2], &in[4]}, nullptr);
-  EXPECT_TRUE(compare_outputs(got[0].tensor, want[0].tensor, 1e-6, 1e-6).within_tolerance());
-  mha.inputs.push_back("past");  // a KV cache is not taken: said by name
-  mha.inputs[3] = "";
-  EXPECT_THROW(
-      ops::run_node(mha, {&in[0], &in[1], &in[2], nullptr, nullptr, nullptr, &in[1]}, nullptr),
-      Unsupported);
-}
-
-TEST(ContribAttentionKernels, RotaryStartOffsetIsPositionsFromIt) {
-  const int64_t b = 2, s = 3, heads = 2, d = 4;
-  const Value x = Value::of(random_f32({b, s, heads * d}, 43));
-  const Value cos = Value::of(random_f32({9, d / 2}, 44)),
-              sin = Value::of(random_f32({9, d / 2}, 45));
-  Tensor start(DType::I64, {1});
-  start.data<int64_t>()[0] = 4;
-  Tensor ids(DType::I64, {b, s});
-  for (int64_t i = 0; i < ids.numel(); ++i) ids.data<int64_t>()[i] = 4 + i % s;
-  const Value start_v = Value::of(start), ids_v = Value::of(ids);
-  ir::Node contrib = make_node("RotaryEmbedding", {"x", "p", "c", "s"}, {"y"}, 1, "com.microsoft");
-  contrib.attrs["num_heads"] = int_attr("num_heads", heads);
-  ir::Node standard = make_node("RotaryEmbedding", {"x", "c", "s", "p"}, {"y"}, 23);
-  standard.attrs["num_heads"] = int_attr("num_heads", heads);
-  const auto got = ops::run_node(contrib, {&x, &start_v, &cos, &sin}, nullptr);
-  const auto want = ops::run_node(standard, {&x, &cos, &sin, &ids_v}, nullptr);
-  EXPECT_TRUE(compare_outputs(got[0].tensor, want[0].tensor, 0, 0).within_tolerance());
 }
 
 TEST(ExportLowering, FusedConvActivations) {
