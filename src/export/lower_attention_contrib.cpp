@@ -46,6 +46,8 @@ std::optional<MhaPlan> plan_mha(const ir::Node& n, const Emitter& e) {
     if (!n.outputs[o].empty()) return std::nullopt;
   }
   if (n.attr_float("softcap", 0.0f) != 0.0f) return std::nullopt;
+  // MHA reads a scale of 0 as "the default".
+  if (n.has_attr("scale") && n.attr_float("scale", 0.0f) == 0.0f) return std::nullopt;
   const std::string &q = n.inputs[0], &k = n.inputs[1], &v = n.inputs[2];
   if (e.dtype_of(q) != DType::F32) return std::nullopt;
   const auto rank = e.rank_of(q);
