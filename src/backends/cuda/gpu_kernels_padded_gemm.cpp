@@ -4,10 +4,12 @@
 // for the 512 x 50257 x 768 head). So the weight (and bias) are padded with zero columns to a
 // multiple of 8, once, at the first run; the product goes to a [M, N8] temporary and one strided
 // copy writes the [M, N] output.
+#include <algorithm>
+#include <memory>
 #include <mutex>
 
+#include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/gpu_kernel.hpp"
-#include "backends/cuda/memory_pool.hpp"
 #include "backends/cuda/strided_copy.hpp"
 #include "core/cast.hpp"
 
@@ -37,10 +39,20 @@ Tensor pad_columns(const Tensor& t, int64_t n8, DType dtype) {
   return cast_tensor(out, dtype);
 }
 
+// Device memory of its own (cudaMalloc, freed with the kernel): the kernel outlives the
+// executor's stream, so memory freed in that stream's order could not be returned safely.
+DeviceBuffer upload_owned(const Tensor& t, cudaStream_t stream) {
+  void* p = nullptr;
+  KPT_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(t.nbytes(), 1)));
+  std::shared_ptr<void> owner(p, [](void* q) { cudaFree(q); });
+  KPT_CUDA_CHECK(cudaMemcpyAsync(p, t.raw(), t.nbytes(), cudaMemcpyHostToDevice, stream));
+  KPT_CUDA_CHECK(cudaStreamSynchronize(stream));  // `t` is a temporary of the caller
+  return DeviceBuffer::wrap(t.dtype(), t.dims(), p, owner);
+}
+
 struct PaddedWeights {
   std::once_flag once;
   DeviceBuffer b, bias;
-  PinnedBuffer staging;
 };
 
 }  // namespace
@@ -75,11 +87,8 @@ std::unique_ptr<GpuKernel> make_padded_weight_product(const GpuPrepareContext& c
         std::call_once(state->once, [&] {
           // The first run of every signature is eager (CUDA graphs record first), so these
           // uploads are never captured.
-          DevicePool& pool = DevicePool::for_current_device();
-          state->b = DeviceBuffer::upload(pad_columns(w, n8, dt), pool, state->staging, ctx.stream);
-          if (has_bias)
-            state->bias = DeviceBuffer::upload(pad_columns(*g.host[2], n8, dt), pool,
-                                               state->staging, ctx.stream);
+          state->b = upload_owned(pad_columns(w, n8, dt), ctx.stream);
+          if (has_bias) state->bias = upload_owned(pad_columns(*g.host[2], n8, dt), ctx.stream);
         });
         const int64_t m = a.numel() / k;
         DeviceBuffer wide = ctx.alloc.allocate(dt, {m, n8});
