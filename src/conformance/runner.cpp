@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "analysis/shape_inference.hpp"
 #include "ir/graph.hpp"
 #include "kpt/error.hpp"
 #include "kpt/session.hpp"
@@ -125,8 +126,9 @@ CaseResult run_case_inline(const CaseDir& c, const Options& o) {
       // the cases it does not claim cost no CUDA context.
       SessionOptions plan_only;
       plan_only.fast_kernels = false;
-      const std::string plan =
-          runtime::describe_cuda_plan(Session::open(model, plan_only).graph(), so.precision);
+      ir::Graph planned = Session::open(model, plan_only).graph();
+      analysis::infer_shapes(planned);
+      const std::string plan = runtime::describe_cuda_plan(planned, so.precision);
       if (plan.find("cpu fallbacks 0") == std::string::npos) {
         const auto at = plan.find("cpu fallbacks");
         r.status = "unsupported";

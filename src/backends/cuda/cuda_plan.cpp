@@ -278,7 +278,19 @@ CudaPlan make_cuda_plan(const ir::Graph& g, DType float_dtype) {
     if (inputs_known && !ops::is_nondeterministic(n)) {
       pn.where = Placement::Host;
     } else {
-      pn.kernel = GpuKernelRegistry::instance().prepare(prepare_context(plan, n, pn, float_dtype));
+      // Only tensors live in device memory: sequences and optionals stay on the CPU.
+      bool tensors_only = true;
+      for (int v : pn.in) {
+        const ir::Type* t = v < 0 ? nullptr : plan.values[static_cast<size_t>(v)].type;
+        tensors_only = tensors_only && (!t || t->kind == ir::Type::Kind::Tensor);
+      }
+      for (int v : pn.out) {
+        const ir::Type* t = v < 0 ? nullptr : plan.values[static_cast<size_t>(v)].type;
+        tensors_only = tensors_only && (!t || t->kind == ir::Type::Kind::Tensor);
+      }
+      if (tensors_only)
+        pn.kernel =
+            GpuKernelRegistry::instance().prepare(prepare_context(plan, n, pn, float_dtype));
       if (pn.kernel) {
         for (size_t i = 0; i < pn.in.size(); ++i) {
           if (pn.in[i] >= 0 && pn.kernel->host_inputs[i] &&

@@ -18,6 +18,8 @@ std::pair<int64_t, int64_t> rows_cols(const Dims& d) {
 
 GpuKernelFactory binary_factory(BinaryOp op) {
   return [op](const GpuPrepareContext& c) -> std::unique_ptr<GpuKernel> {
+    // Max and Min take any number of inputs; the kernel takes two.
+    if (c.node.inputs.size() != 2) return nullptr;
     const DType a = c.device_dtype(0), b = c.device_dtype(1);
     const bool ints = a == DType::I64 || a == DType::I32;
     if (a != b || !(is_kernel_float(a) || (ints && op != BinaryOp::Pow))) return nullptr;

@@ -86,14 +86,19 @@ bool product_shapes_ok(const GpuPrepareContext& c) {
   return true;
 }
 
-// A bias the epilogue can take: one value per output column, [N] or [1, N].
+// A bias the epilogue can take: one value per output column, [N] or [1, N] (not a single value
+// broadcast over the columns).
 bool is_row_bias(const GpuPrepareContext& c, size_t i) {
   const ir::Shape* s = shape_of(c, i);
   if (!s || s->empty()) return false;
   for (size_t d = 0; d + 1 < s->size(); ++d) {
     if (!(*s)[d].known() || (*s)[d].value != 1) return false;
   }
-  return true;
+  const ir::Type* out = c.output_types.empty() ? nullptr : c.output_types[0];
+  if (!out || !out->shape || out->shape->empty()) return false;
+  const ir::Dim& n = out->shape->back();
+  const ir::Dim& b = s->back();
+  return n.known() && b.known() ? n.value == b.value : !n.symbol.empty() && n.symbol == b.symbol;
 }
 
 std::unique_ptr<GpuKernel> make_matmul(const GpuPrepareContext& c) {
