@@ -8,6 +8,7 @@
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/device.hpp"
 #include "backends/cuda/elementwise.hpp"
+#include "backends/cuda/fp8_product.hpp"
 #include "backends/cuda/graph.hpp"
 #include "backends/cuda/memory_pool.hpp"
 #include "backends/cuda/reduce.hpp"
@@ -30,6 +31,7 @@ size_t aligned(size_t b) {
 DType float_dtype_for(Precision p) {
   switch (p) {
     case Precision::FP16:
+    case Precision::FP8:
       return DType::F16;
     case Precision::BF16:
       return DType::BF16;
@@ -195,6 +197,8 @@ struct CudaExecutor::State {
   std::mutex mu;
   PinnedBuffer staging;
   std::map<std::string, std::unique_ptr<Signature>> signatures;
+  std::vector<Fp8ProductKernel*> fp8_products;  // in the plan's nodes
+  std::string fp8_calibration;                  // how the scales were chosen, for the report
 
   State(const ir::Graph& graph, const SessionOptions& o) : g(graph), options(o) {}
   ~State() {
@@ -527,7 +531,7 @@ CudaExecutor::CudaExecutor(const ir::Graph& g, const SessionOptions& options, in
   State& st = *s_;
   st.device = device;
   st.float_dtype = float_dtype_for(options.precision);
-  st.plan = make_cuda_plan(g, st.float_dtype);
+  st.plan = make_cuda_plan(g, st.float_dtype, options.precision == Precision::FP8);
   st.stream = std::make_unique<Stream>();
   st.pool = &DevicePool::for_current_device();
   st.gemm = std::make_unique<CublasLtGemm>();
@@ -548,10 +552,41 @@ CudaExecutor::CudaExecutor(const ir::Graph& g, const SessionOptions& options, in
       st.weights.emplace(v, std::move(b));
     }
   }
+  // FP8 weights: quantized on the host, uploaded once; activation scales come from calibrate().
+  for (PlanNode& pn : st.plan.nodes) {
+    if (auto* f = dynamic_cast<Fp8ProductKernel*>(pn.kernel.get())) {
+      f->load();
+      st.fp8_products.push_back(f);
+    }
+  }
   st.stream->synchronize();
 }
 
 CudaExecutor::~CudaExecutor() = default;
+
+void CudaExecutor::calibrate(const std::vector<Value>& inputs) {
+  State& st = *s_;
+  std::lock_guard<std::mutex> lock(st.mu);
+  KPT_CUDA_CHECK(cudaSetDevice(st.device));
+  if (st.fp8_products.empty()) return;
+  for (Fp8ProductKernel* f : st.fp8_products) f->start_calibration(st.s());
+  {
+    // One eager f16 run (no graph: the kernels change behaviour after it) on its own signature.
+    Signature sig;
+    PoolAllocator alloc(*st.pool, st.s());
+    std::vector<Slot> outs = st.execute(sig, inputs, {}, alloc, Mode::Eager, nullptr);
+    outs.clear();
+    st.check_device_errors();
+  }
+  for (Fp8ProductKernel* f : st.fp8_products) f->finish_calibration(st.s());
+  st.signatures.clear();
+  std::string dims;
+  for (const Value& v : inputs) {
+    if (v.is_tensor()) dims += (dims.empty() ? "" : ", ") + dims_to_string(v.tensor.dims());
+  }
+  st.fp8_calibration = "one f16 run on inputs " + dims;
+  st.stream->synchronize();
+}
 
 std::vector<Value> CudaExecutor::run(const std::vector<Value>& inputs,
                                      const runtime::DeviceIo& io) const {
@@ -620,6 +655,11 @@ std::string CudaExecutor::report() const {
     << dtype_name(st.float_dtype) << "\n";
   o << "weights       " << st.weights.size() << " tensors, " << st.weight_bytes
     << " bytes on the device\n";
+  if (!st.fp8_products.empty())
+    o << "fp8 gemms     " << st.fp8_products.size()
+      << " (weights e4m3, scale amax/448 per tensor; activation scales amax/448 from "
+      << (st.fp8_calibration.empty() ? std::string("no calibration yet") : st.fp8_calibration)
+      << "; a run whose rows are not a multiple of 16 computes them in f16)\n";
   o << st.plan.report(st.g);
   if (!st.options.cuda_graphs)
     o << "              (CUDA graphs turned off by the session options)\n";
@@ -639,7 +679,7 @@ std::unique_ptr<DeviceExecutor> make_cuda_executor(const ir::Graph& g,
 std::string describe_cuda_plan(const ir::Graph& g, Precision precision) {
   const DType f = cuda::float_dtype_for(precision);
   return "f32 values as " + std::string(dtype_name(f)) + "\n" +
-         cuda::make_cuda_plan(g, f).report(g);
+         cuda::make_cuda_plan(g, f, precision == Precision::FP8).report(g);
 }
 
 }  // namespace kpt::runtime

@@ -14,7 +14,7 @@
 
 namespace kpt::cuda {
 
-// What f32 values become on the device at `p`: f16, bf16, or f32 itself.
+// What f32 values become on the device at `p`: f16 (fp16, fp8), bf16, or f32 itself.
 DType float_dtype_for(Precision p);
 
 class CudaExecutor final : public runtime::DeviceExecutor {
@@ -24,6 +24,7 @@ class CudaExecutor final : public runtime::DeviceExecutor {
   std::vector<Value> run(const std::vector<Value>& inputs,
                          const runtime::DeviceIo& io) const override;
   std::string report() const override;
+  void calibrate(const std::vector<Value>& inputs) override;
 
  private:
   struct State;
