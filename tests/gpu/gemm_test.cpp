@@ -3,6 +3,7 @@
 #include "backends/cuda/gemm.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -332,6 +333,9 @@ TEST(CudaFp8, ProductWritingE4m3ForTheNextMatchesUnfusedChain) {
   ASSERT_EQ(h.dtype(), DType::F16);
   const Tensor unfused = g.download(run(second, h, dw2, db2));
   first.write_e4m3_for(&second);
+  const std::string form = first.settle_e4m3_output(lt(), g.stream.get());
+  std::printf("  FFN-in style product (bias+GELU) writing e4m3: %s\n", form.c_str());
+  ASSERT_EQ(form.rfind("e4m3 output", 0), 0u) << form;
   const cuda::DeviceBuffer h8 = run(first, dx, dw1, db1);
   ASSERT_EQ(h8.dtype(), DType::F8E4M3FN);
   const Tensor fused = g.download(run(second, h8, dw2, db2));

@@ -199,6 +199,7 @@ struct CudaExecutor::State {
   std::map<std::string, std::unique_ptr<Signature>> signatures;
   std::vector<Fp8ProductKernel*> fp8_products;  // in the plan's nodes
   std::string fp8_calibration;                  // how the scales were chosen, for the report
+  std::map<std::string, int> fp8_output_forms;  // settle_e4m3_output's results, counted
 
   State(const ir::Graph& graph, const SessionOptions& o) : g(graph), options(o) {}
   ~State() {
@@ -556,6 +557,8 @@ CudaExecutor::CudaExecutor(const ir::Graph& g, const SessionOptions& options, in
   for (PlanNode& pn : st.plan.nodes) {
     if (auto* f = dynamic_cast<Fp8ProductKernel*>(pn.kernel.get())) {
       f->load();
+      const std::string form = f->settle_e4m3_output(*st.gemm, st.s());
+      if (!form.empty()) st.fp8_output_forms[form]++;
       st.fp8_products.push_back(f);
     }
   }
@@ -660,6 +663,8 @@ std::string CudaExecutor::report() const {
       << " (weights e4m3, scale amax/448 per tensor; activation scales amax/448 from "
       << (st.fp8_calibration.empty() ? std::string("no calibration yet") : st.fp8_calibration)
       << "; a run whose rows are not a multiple of 16 computes them in f16)\n";
+  for (const auto& [form, n] : st.fp8_output_forms)
+    o << "              " << n << " writing for the next FP8 product: " << form << "\n";
   o << st.plan.report(st.g);
   if (!st.options.cuda_graphs)
     o << "              (CUDA graphs turned off by the session options)\n";

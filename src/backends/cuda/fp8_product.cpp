@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "backends/cuda/cuda_check.hpp"
@@ -85,6 +86,57 @@ void Fp8ProductKernel::finish_calibration(cudaStream_t stream) {
   stage_ = Stage::Ready;
 }
 
+std::string Fp8ProductKernel::settle_e4m3_output(CublasLtGemm& gemm, cudaStream_t stream) {
+  if (!e4m3_reader_) return "";
+  check(stage_ != Stage::Planned, "FP8 product: settle the e4m3 output after load()");
+  constexpr int64_t m = 64;
+  auto scratch = [](size_t bytes) {
+    void* p = nullptr;
+    KPT_CUDA_CHECK(cudaMalloc(&p, bytes));
+    KPT_CUDA_CHECK(cudaMemset(p, 0, bytes));
+    return std::unique_ptr<void, decltype(&cudaFree)>(p, &cudaFree);
+  };
+  const auto x = scratch(static_cast<size_t>(m * k_)), d = scratch(static_cast<size_t>(m * n_)),
+             c = scratch(static_cast<size_t>(m * n_) * 2),
+             bias = scratch(static_cast<size_t>(n_) * 2);
+  struct Form {
+    bool separate_c, fast_accum;
+  };
+  std::string refusals;
+  for (const Form f :
+       {Form{false, false}, Form{false, true}, Form{true, false}, Form{true, true}}) {
+    const std::string what = std::string(f.separate_c ? "C separate" : "C = D") + ", " +
+                             (f.fast_accum ? "fast" : "exact") + " accumulation";
+    Fp8GemmArgs a;
+    a.m = m;
+    a.n = n_;
+    a.k = k_;
+    a.a = x.get();
+    a.b = weight_q_;
+    a.a_scale = input_->scale();
+    a.b_scale = weight_scale_;
+    a.c = d.get();
+    a.out = DType::F8E4M3FN;
+    a.d_scale = e4m3_reader_->input_inverse_scale();
+    a.c_operand = f.separate_c ? c.get() : nullptr;
+    a.bias = epilogue_ == Epilogue::None ? nullptr : bias.get();
+    a.epilogue = epilogue_;
+    a.fast_accum = f.fast_accum;
+    try {
+      gemm.run_fp8(a, stream);
+      KPT_CUDA_CHECK(cudaStreamSynchronize(stream));
+    } catch (const Error& e) {
+      refusals += (refusals.empty() ? "" : "; ") + what + ": " + e.what();
+      continue;
+    }
+    e4m3_separate_c_ = f.separate_c;
+    e4m3_fast_accum_ = f.fast_accum;
+    return "e4m3 output (" + what + ")" + (refusals.empty() ? "" : " after " + refusals);
+  }
+  e4m3_reader_ = nullptr;
+  return "f16 output, cuBLASLt refused e4m3 output: " + refusals;
+}
+
 float Fp8ProductKernel::activation_scale(cudaStream_t stream) const {
   return input_ ? input_->scale_host(stream) : 0.0f;
 }
@@ -141,6 +193,12 @@ void Fp8ProductKernel::run(GpuRunContext& ctx, GpuArgs& g) const {
     a.c = all.data();
     a.out = e4m3_out ? DType::F8E4M3FN : out_dtype;
     a.d_scale = e4m3_out ? e4m3_reader_->input_inverse_scale() : nullptr;
+    DeviceBuffer c_operand;  // never read (beta 0); only where cuBLASLt refuses C = D
+    if (e4m3_out && e4m3_separate_c_) {
+      c_operand = ctx.alloc.allocate(DType::F16, out);
+      a.c_operand = c_operand.data();
+    }
+    a.fast_accum = e4m3_out && e4m3_fast_accum_;
     a.bias = bias;
     a.epilogue = epilogue_;
     a.batch = count_;

@@ -54,6 +54,11 @@ class Fp8ProductKernel final : public GpuKernel {
   // calibrated it writes the output in e4m3 with the reader's scale (cuBLASLt's FP8 output),
   // not f16, and the reader skips its quantize.
   void write_e4m3_for(const Fp8ProductKernel* reader) { e4m3_reader_ = reader; }
+  // At executor open, after load(): runs the e4m3-output product once on scratch memory in the
+  // forms cuBLASLt may take (C = the output or separate memory, exact or fast accumulation) and
+  // keeps the first that runs; if none does, the output stays f16 and the reader quantizes it.
+  // Returns what was chosen or why none ("" without an e4m3 reader), for the device report.
+  std::string settle_e4m3_output(CublasLtGemm& gemm, cudaStream_t stream);
 
  private:
   enum class Stage { Planned, Loaded, Calibrating, Ready };
@@ -69,6 +74,7 @@ class Fp8ProductKernel final : public GpuKernel {
   float weight_scale_host_ = 0.0f;
   std::unique_ptr<Fp8Calibrator> input_;  // amax of X and the scale from it
   const Fp8ProductKernel* e4m3_reader_ = nullptr;
+  bool e4m3_separate_c_ = false, e4m3_fast_accum_ = false;  // chosen by settle_e4m3_output
 };
 
 // Whether an FP8 product can take a weight of these dims: cuBLASLt's FP8 kernels need K and N

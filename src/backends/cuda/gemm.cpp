@@ -198,7 +198,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
 
 void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
                            const float* a_scale, const float* b_scale, float alpha,
-                           cudaStream_t stream, const float* d_scale) {
+                           cudaStream_t stream, const float* d_scale, const void* c_operand) {
   if (plan.has_bias) {
     if (!bias) throw Error("cuBLASLt GEMM: the epilogue needs a bias");
     check_cublas(api_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
@@ -220,10 +220,10 @@ void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, co
         "D_SCALE_POINTER");
   }
   const float beta = 0.0f;
-  check_cublas(
-      api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c,
-                  plan.d ? plan.d : plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
-      "cublasLtMatmul");
+  check_cublas(api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta,
+                           c_operand ? c_operand : c, plan.c, c, plan.d ? plan.d : plan.c,
+                           &plan.algo, workspace_, workspace_bytes_, stream),
+               "cublasLtMatmul");
 }
 
 void CublasLtGemm::run(GemmPrecision precision, const GemmShape& shape, const void* a,
@@ -259,7 +259,7 @@ void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {
   std::lock_guard<std::mutex> lock(mu_);
   Plan& plan = plan_for(key, kFp8Kind, shape, args.epilogue, args.out, args.fast_accum);
   execute(plan, args.a, args.b, args.c, args.bias, args.a_scale, args.b_scale, 1.0f, stream,
-          args.d_scale);
+          args.d_scale, args.out == DType::F8E4M3FN ? args.c_operand : nullptr);
 }
 
 }  // namespace kpt::cuda

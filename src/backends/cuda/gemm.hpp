@@ -51,6 +51,10 @@ struct Fp8GemmArgs {
   DType out = DType::BF16;
   const void* bias = nullptr;      // [N], of type `out` (f16 when `out` is e4m3)
   const float* d_scale = nullptr;  // `out` e4m3 only
+  // `out` e4m3 only: what is passed as cuBLASLt's C (f16 layout; beta is 0, so never read):
+  // nullptr passes the output's own pointer (as PyTorch's _scaled_mm does). Callers that find
+  // that refused (Fp8ProductKernel's probe) pass separate memory.
+  const void* c_operand = nullptr;
   Epilogue epilogue = Epilogue::None;
   // Accumulates partial products in the tensor cores' own precision between K blocks: faster,
   // slightly less accurate (PyTorch's _scaled_mm use_fast_accum).
@@ -83,7 +87,7 @@ class CublasLtGemm {
                  DType out_dtype, bool fast_accum);
   void execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
                const float* a_scale, const float* b_scale, float alpha, cudaStream_t stream,
-               const float* d_scale = nullptr);
+               const float* d_scale = nullptr, const void* c_operand = nullptr);
 
   const CublasLtApi& api_;
   cublasLtHandle_t handle_ = nullptr;
