@@ -557,10 +557,13 @@ CudaExecutor::CudaExecutor(const ir::Graph& g, const SessionOptions& options, in
   for (PlanNode& pn : st.plan.nodes) {
     if (auto* f = dynamic_cast<Fp8ProductKernel*>(pn.kernel.get())) {
       f->load();
-      const std::string form = f->settle_e4m3_output(*st.gemm, st.s());
-      if (!form.empty()) st.fp8_output_forms[form]++;
       st.fp8_products.push_back(f);
     }
+  }
+  // After every load: a product writing e4m3 for the next one reads that one's scale.
+  for (Fp8ProductKernel* f : st.fp8_products) {
+    const std::string form = f->settle_e4m3_output(*st.gemm, st.s());
+    if (!form.empty()) st.fp8_output_forms[form]++;
   }
   st.stream->synchronize();
 }

@@ -88,7 +88,8 @@ void Fp8ProductKernel::finish_calibration(cudaStream_t stream) {
 
 std::string Fp8ProductKernel::settle_e4m3_output(CublasLtGemm& gemm, cudaStream_t stream) {
   if (!e4m3_reader_) return "";
-  check(stage_ != Stage::Planned, "FP8 product: settle the e4m3 output after load()");
+  check(stage_ != Stage::Planned && e4m3_reader_->stage_ != Stage::Planned,
+        "FP8 product: settle the e4m3 output after both products' load()");
   constexpr int64_t m = 64;
   auto scratch = [](size_t bytes) {
     void* p = nullptr;
@@ -135,6 +136,11 @@ std::string Fp8ProductKernel::settle_e4m3_output(CublasLtGemm& gemm, cudaStream_
   }
   e4m3_reader_ = nullptr;
   return "f16 output, cuBLASLt refused e4m3 output: " + refusals;
+}
+
+const float* Fp8ProductKernel::input_inverse_scale() const {
+  check(input_ != nullptr, "FP8 product: its input scale is read before load()");
+  return input_->inverse_scale();
 }
 
 float Fp8ProductKernel::activation_scale(cudaStream_t stream) const {

@@ -48,7 +48,7 @@ class Fp8ProductKernel final : public GpuKernel {
   // X in GpuRunContext::derived under fp8_copy_key(X's value id); one that writes only e4m3
   // hands over an e4m3 buffer as X itself.
   bool quantizes_input() const { return stage_ == Stage::Ready; }
-  const float* input_inverse_scale() const { return input_->inverse_scale(); }
+  const float* input_inverse_scale() const;
   static std::pair<std::string, int> fp8_copy_key(int value) { return {"e4m3 copy", value}; }
   // This kernel's output is read only by `reader` (the FFN's second product): once both are
   // calibrated it writes the output in e4m3 with the reader's scale (cuBLASLt's FP8 output),
