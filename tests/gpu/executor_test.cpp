@@ -223,6 +223,25 @@ TEST(GpuExecutor, BertShapedModelFp8Eager) {
   check_model_on_gpu(Precision::FP8, false, 5e-2, 0.999);
 }
 
+// An accuracy budget the FP8 products cannot all meet: the executor keeps only those that keep
+// the calibration run's outputs within it, the others compute in f16, and the outputs are
+// near the f16 ones.
+TEST(GpuExecutor, Fp8ProductsAreDeclinedWhereTheAccuracyBudgetAsks) {
+  const std::string model = bert_like_model(2);
+  SessionOptions o;
+  o.target = "cuda";
+  o.precision = Precision::FP8;
+  o.accuracy_budget = 0.999999;
+  Session s = Session::from_bytes(model, o);
+  const std::string report = s.device_report();
+  EXPECT_NE(report.find("declined for accuracy"), std::string::npos) << report;
+  std::printf("%s", report.substr(report.find("fp8 gemms")).substr(0, 400).c_str());
+  const Inputs in = make_inputs({16, 16}, 16);
+  const Tensor got = s.run_tensors({{"ids", in.ids}, {"mask", in.mask}})[0];
+  expect_close(visible_rows(got, in), visible_rows(cpu_reference(model, in), in), 5e-3,
+               "fp8 with a 0.999999 budget");
+}
+
 TEST(GpuExecutor, DeviceBoundInputsAndOutputsMatchHostRuns) {
   const std::string model = bert_like_model(1);
   SessionOptions o;

@@ -6,6 +6,7 @@
 // and no CPU fallback, the first run of each input signature records its allocations, places
 // them in one arena, captures the whole run as a graph, and later runs of that signature copy
 // their inputs in and replay it.
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -28,6 +29,9 @@ class CudaExecutor final : public runtime::DeviceExecutor {
 
  private:
   struct State;
+  static std::string choose_fp8_products(State& st,
+                                         const std::function<std::vector<Value>()>& run_once,
+                                         const std::vector<Value>& reference);
   std::unique_ptr<State> s_;
 };
 

@@ -36,11 +36,19 @@ Fp8ProductKernel::~Fp8ProductKernel() {
 }
 
 std::string Fp8ProductKernel::name() const {
-  std::string s = "cublasLt.gemm(fp8 e4m3";
+  std::string s = stage_ == Stage::Declined ? "cublasLt.gemm(f16, fp8 declined for accuracy"
+                                            : "cublasLt.gemm(fp8 e4m3";
   if (!activation_.empty()) s += "+" + activation_;
   if (count_ > 1) s += " x" + std::to_string(count_) + " siblings";
-  if (e4m3_reader_) s += " -> e4m3";
+  if (stage_ != Stage::Declined && e4m3_reader_ && e4m3_reader_->stage_ != Stage::Declined)
+    s += " -> e4m3";
   return s + ")";
+}
+
+void Fp8ProductKernel::set_fp8(bool on) {
+  check(stage_ == Stage::Ready || stage_ == Stage::Declined,
+        "FP8 product: chosen for or against FP8 before calibration");
+  stage_ = on ? Stage::Ready : Stage::Declined;
 }
 
 void Fp8ProductKernel::load() {
@@ -148,7 +156,7 @@ float Fp8ProductKernel::activation_scale(cudaStream_t stream) const {
 }
 
 void Fp8ProductKernel::run(GpuRunContext& ctx, GpuArgs& g) const {
-  if (stage_ != Stage::Calibrating && stage_ != Stage::Ready)
+  if (stage_ != Stage::Calibrating && stage_ != Stage::Ready && stage_ != Stage::Declined)
     throw Error(
         "FP8 product: activation scales are not calibrated (the executor calibrates at "
         "open)");
@@ -210,7 +218,7 @@ void Fp8ProductKernel::run(GpuRunContext& ctx, GpuArgs& g) const {
     a.batch = count_;
     ctx.gemm.run_fp8(a, ctx.stream);
   } else {
-    // Calibration, or rows cuBLASLt's FP8 kernels refuse: the f16 product on the f16 weight.
+    // Calibration, declined, or rows cuBLASLt's FP8 kernels refuse: the f16 product.
     ctx.gemm.run(gemm_precision(x.dtype()), {m, n_, k_, weight_transposed_, count_}, x.data(),
                  w16.data(), all.data(), ctx.stream, bias, epilogue_);
   }

@@ -38,6 +38,9 @@ class Fp8ProductKernel final : public GpuKernel {
   void start_calibration(cudaStream_t stream);
   void finish_calibration(cudaStream_t stream);
   bool ready() const { return stage_ == Stage::Ready; }
+  // After calibration, the executor's accuracy selection: off, the product computes in f16 on
+  // the f16 weight (and its producers write f16 for it); on, in FP8.
+  void set_fp8(bool on);
   // Host copies of the calibrated scales (synchronize `stream`), for reports and tests.
   float activation_scale(cudaStream_t stream) const;
   float weight_scale() const { return weight_scale_host_; }
@@ -61,7 +64,7 @@ class Fp8ProductKernel final : public GpuKernel {
   std::string settle_e4m3_output(CublasLtGemm& gemm, cudaStream_t stream);
 
  private:
-  enum class Stage { Planned, Loaded, Calibrating, Ready };
+  enum class Stage { Planned, Loaded, Calibrating, Ready, Declined };
   const Tensor* weight_;
   bool weight_transposed_;
   int64_t count_, k_ = 0, n_ = 0;
