@@ -59,7 +59,7 @@ for config in configs:
         err = r.stderr
         sys.stdout.write("".join(l + "\n" for l in err.splitlines()
                                  if l.startswith(("gpu kernels", "fp8 gemms", "kpt_gpu"))
-                                 or "writing for the next" in l))
+                                 or "writing for the next" in l or "in FP8" in l))
         if r.returncode != 0:
             print(f"FAILED {p} rc {r.returncode}: {err[-3000:]}", flush=True)
             continue
