@@ -110,12 +110,66 @@ class CausalLmWithMask(nn.Module):
         return self.head(self.norm(x))
 
 
+class RotarySelfAttention(nn.Module):
+    """Llama style: Q and K rotated by rotate_half with cos/sin of the positions, causal."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads, self.head_dim = heads, d // heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
+
+    def forward(self, x, cos, sin, causal):
+        b, s, d = x.size()
+        q, k, v = (t.view(b, s, self.heads, self.head_dim).transpose(1, 2)
+                   for t in (self.q(x), self.k(x), self.v(x)))
+
+        def rotate_half(t):
+            h = t.shape[-1] // 2
+            return torch.cat((-t[..., h:], t[..., :h]), dim=-1)
+
+        q = q * cos.unsqueeze(1) + rotate_half(q) * sin.unsqueeze(1)
+        k = k * cos.unsqueeze(1) + rotate_half(k) * sin.unsqueeze(1)
+        scores = torch.matmul(q, k.transpose(-1, -2)) / (self.head_dim ** 0.5) + causal
+        ctx = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2).reshape(b, s, d)
+        return self.o(ctx)
+
+
+class RotaryLm(nn.Module):
+    """A small Llama-like decoder: rotary position embedding from position_ids (1, seq) shared
+    by the batch, as Llama exports pass them; kpt fuses RotaryEmbedding and Attention."""
+
+    def __init__(self, vocab=100, d=64, heads=4, layers=2):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.norms = nn.ModuleList([nn.LayerNorm(d) for _ in range(layers)])
+        self.attns = nn.ModuleList([RotarySelfAttention(d, heads) for _ in range(layers)])
+        self.head = nn.Linear(d, vocab, bias=False)
+        hd = d // heads
+        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, hd, 2).float() / hd)))
+
+    def forward(self, input_ids, position_ids):
+        s = input_ids.size(1)
+        x = self.embed(input_ids)
+        f = position_ids.float()[:, :, None] * self.inv_freq[None, None, :]
+        emb = torch.cat((f, f), dim=-1)
+        causal = torch.triu(torch.full((s, s), float("-inf")), diagonal=1)
+        for norm, attn in zip(self.norms, self.attns):
+            x = x + attn(norm(x), emb.cos(), emb.sin(), causal)
+        return self.head(x)
+
+
 def token_and_mask_inputs():
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 100, (2, 10), generator=g, dtype=torch.long)
     mask = torch.ones(2, 10, dtype=torch.long)
     mask[1, 7:] = 0  # the second row is padded
     return ids, mask
+
+
+def token_and_position_inputs():
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(0, 100, (2, 10), generator=g, dtype=torch.long)
+    return ids, torch.arange(3, 13).view(1, -1)  # positions continuing a prefix of 3
 
 
 def models():
@@ -132,6 +186,9 @@ def models():
         "gpt_causal_mask": (CausalLmWithMask, token_and_mask_inputs,
                             {"input_ids": tokens, "attention_mask": tokens, "logits": tokens},
                             ["input_ids", "attention_mask"], ["logits"]),
+        "rotary_lm": (RotaryLm, token_and_position_inputs,
+                      {"input_ids": tokens, "position_ids": {1: "sequence"}, "logits": tokens},
+                      ["input_ids", "position_ids"], ["logits"]),
     }
 
 

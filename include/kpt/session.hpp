@@ -34,10 +34,11 @@ enum class OptimizationLevel { None = 0, Basic = 1, Extended = 2, All = 3 };
 // tolerance; BF16 and INT8 lower MatMul/Gemm/Conv (fp32 accumulation); Auto picks per layer
 // the fastest choice that keeps outputs within the accuracy budget. On target cuda, FP16 and
 // BF16 store and compute every f32 value of the model in that type (fp32 accumulation in
-// GEMMs, norms and softmax); FP16 is for the GPU only.
-enum class Precision { FP32, BF16, INT8, Auto, FP16 };
+// GEMMs, norms and softmax); FP16 is for the GPU only. FP8 (GPU only) is FP16 with the products
+// by constant weights as FP8 e4m3 GEMMs, activation scales calibrated at open (docs/GPU.md).
+enum class Precision { FP32, BF16, INT8, Auto, FP16, FP8 };
 const char* precision_name(Precision p);
-Precision parse_precision(const std::string& s);  // "fp32", "bf16", "int8", "auto", "fp16"
+Precision parse_precision(const std::string& s);  // "fp32", "bf16", "int8", "auto", "fp16", "fp8"
 
 // Shape buckets (ARCHITECTURE.md, runtime): sizes declared per symbolic input dim. A run whose
 // size of a paddable symbol lies at or below a bucket is padded up to the smallest such bucket
@@ -69,7 +70,8 @@ struct SessionOptions {
   bool fast_kernels = true;     // false runs the reference kernels only
   bool memory_planning = true;  // place fast kernels' outputs in one planned arena per run
   // Inputs `auto` precision calibrates on; missing ones are random (dynamic dims: the first of
-  // an input 2, the others 32; mask inputs all ones).
+  // an input 2, the others 32; mask inputs all ones). FP8 calibrates its activation scales on
+  // them too (missing ones: valid random inputs, first dim 8, the others 32).
   std::map<std::string, Tensor> calibration_inputs;
   double accuracy_budget = 0.999;  // `auto`: minimum cosine similarity of each output to fp32
   // Where the graph runs: "cpu", or "cuda" / "cuda:N" (GPU kernels where the CUDA backend has

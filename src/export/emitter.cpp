@@ -92,6 +92,14 @@ std::string Emitter::slice(const std::string& x, int64_t start, int64_t end, int
   return op("Slice", {x, ints({start}, "starts"), ints({end}, "ends"), ints({axis}, "axes")});
 }
 
+std::string Emitter::transpose(const std::string& x, std::vector<int64_t> perm) {
+  return op("Transpose", {x}, {{"perm", ir::Attribute::of_ints("perm", std::move(perm))}});
+}
+
+std::string Emitter::concat(std::vector<std::string> parts, int64_t axis) {
+  return op("Concat", std::move(parts), {{"axis", ir::Attribute::of_int("axis", axis)}});
+}
+
 std::string Emitter::shape_slice(const std::string& x, int64_t start, int64_t end) {
   return slice(op("Shape", {x}), start, end, 0);
 }
@@ -101,6 +109,16 @@ const ir::Shape* Emitter::shape_of(const std::string& v) const {
   const ir::Type* t = g_.type_of(v);
   if (!t || t->kind != ir::Type::Kind::Tensor || !t->shape) return nullptr;
   return &*t->shape;
+}
+
+std::optional<ir::Dim> Emitter::dim(const std::string& v, size_t rank, size_t d) const {
+  if (auto it = g_.initializers.find(v); it != g_.initializers.end()) {
+    if (it->second.rank() != rank) return std::nullopt;
+    return ir::Dim::of(it->second.dim(static_cast<int64_t>(d)));
+  }
+  const ir::Shape* s = shape_of(v);
+  if (!s || s->size() != rank) return std::nullopt;
+  return (*s)[d];
 }
 
 std::optional<size_t> Emitter::rank_of(const std::string& v) const {

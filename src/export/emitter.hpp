@@ -41,6 +41,8 @@ class Emitter {
   std::string unsqueeze(const std::string& x, std::vector<int64_t> axes);
   std::string reduce_mean(const std::string& x, std::vector<int64_t> axes);  // keepdims
   std::string slice(const std::string& x, int64_t start, int64_t end, int64_t axis);
+  std::string transpose(const std::string& x, std::vector<int64_t> perm);
+  std::string concat(std::vector<std::string> parts, int64_t axis);
   // Shape(x)[start:end] as a 1-D int64 tensor.
   std::string shape_slice(const std::string& x, int64_t start, int64_t end);
 
@@ -49,6 +51,8 @@ class Emitter {
   // The rank of a value when known.
   std::optional<size_t> rank_of(const std::string& v) const;
   const ir::Shape* shape_of(const std::string& v) const;
+  // Dim d of a value whose rank is known to be `rank`.
+  std::optional<ir::Dim> dim(const std::string& v, size_t rank, size_t d) const;
 
  private:
   ir::Graph& g_;

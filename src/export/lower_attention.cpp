@@ -11,33 +11,15 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-bool given(const ir::Node& n, size_t i) {
-  return i < n.inputs.size() && !n.inputs[i].empty();
-}
-
-std::optional<ir::Dim> dim_of(const Emitter& e, const std::string& v, size_t rank, size_t d) {
-  const ir::Shape* s = e.shape_of(v);
-  if (!s || s->size() != rank) return std::nullopt;
-  return (*s)[d];
-}
-
 std::string squeeze(Emitter& e, const std::string& x, std::vector<int64_t> axes) {
   if (e.opset() >= 13) return e.op("Squeeze", {x, e.ints(axes, "axes")});
   return e.op("Squeeze", {x}, {{"axes", ir::Attribute::of_ints("axes", axes)}});
 }
 
-std::string transpose(Emitter& e, const std::string& x, std::vector<int64_t> perm) {
-  return e.op("Transpose", {x}, {{"perm", ir::Attribute::of_ints("perm", std::move(perm))}});
-}
-
-std::string concat(Emitter& e, std::vector<std::string> parts, int64_t axis) {
-  return e.op("Concat", std::move(parts), {{"axis", ir::Attribute::of_int("axis", axis)}});
-}
-
 // [batch, seq, heads * size] -> [batch, heads, seq, size].
 std::string split_heads(Emitter& e, const std::string& x, int64_t heads) {
   if (heads == 1) return e.unsqueeze(x, {1});
-  return transpose(e, e.op("Reshape", {x, e.ints({0, 0, heads, -1}, "heads_shape")}), {0, 2, 1, 3});
+  return e.transpose(e.op("Reshape", {x, e.ints({0, 0, heads, -1}, "heads_shape")}), {0, 2, 1, 3});
 }
 
 // [batch, kv_heads, seq, size] -> [batch, kv_heads * groups, seq, size], head h reading kv head
@@ -46,9 +28,9 @@ std::string repeat_kv(Emitter& e, const std::string& x, int64_t groups, int64_t 
   const std::string expanded = e.op(
       "Expand",
       {e.unsqueeze(x, {2}),
-       concat(e, {e.shape_slice(x, 0, 2), e.ints({groups}, "groups"), e.shape_slice(x, 2, 4)}, 0)});
+       e.concat({e.shape_slice(x, 0, 2), e.ints({groups}, "groups"), e.shape_slice(x, 2, 4)}, 0)});
   const std::string shape =
-      concat(e, {e.shape_slice(x, 0, 1), e.ints({heads}, "heads"), e.shape_slice(x, 2, 4)}, 0);
+      e.concat({e.shape_slice(x, 0, 1), e.ints({heads}, "heads"), e.shape_slice(x, 2, 4)}, 0);
   return e.op("Reshape", {expanded, shape});
 }
 
@@ -70,7 +52,7 @@ std::pair<int64_t, int64_t> head_counts(const ir::Node& n, const Emitter& e, siz
               std::to_string(q) + " and " + std::to_string(kv));
     return {q, kv};
   }
-  const auto q = dim_of(e, n.inputs[0], 4, 1), k = dim_of(e, n.inputs[1], 4, 1);
+  const auto q = e.dim(n.inputs[0], 4, 1), k = e.dim(n.inputs[1], 4, 1);
   if (q && k && *q == *k && (q->known() || !q->symbol.empty())) return {0, 0};  // equal
   check(q && k && q->known() && k->known() && k->value > 0 && q->value % k->value == 0,
         n.label() +
@@ -83,8 +65,11 @@ std::pair<int64_t, int64_t> head_counts(const ir::Node& n, const Emitter& e, siz
 
 std::string lower_attention(const ir::Node& n, Emitter& e) {
   if (e.opset() >= 23) return "";
+  if (e.mode() == ExportMode::ContribOps) {
+    if (std::string mha = lower_attention_to_mha(n, e); !mha.empty()) return mha;
+  }
   check(n.inputs.size() >= 3, n.label() + ": expected inputs Q, K, V");
-  if (given(n, 4) || given(n, 5) || given(n, 6))
+  if (has_input(n, 4) || has_input(n, 5) || has_input(n, 6))
     unsupported(n.label() +
                 ": exporting Attention with past_key/past_value or nonpad_kv_seqlen "
                 "below opset 23");
@@ -103,7 +88,7 @@ std::string lower_attention(const ir::Node& n, Emitter& e) {
 
   float scale = n.attr_float("scale", 0.0f);
   if (!n.has_attr("scale")) {
-    std::optional<ir::Dim> d = dim_of(e, q, *rank, *rank - 1);
+    std::optional<ir::Dim> d = e.dim(q, *rank, *rank - 1);
     check(d && d->known(), n.label() + ": without a scale attribute the head size must be known");
     const int64_t size = *rank == 4 ? d->value : d->value / q_heads;
     scale = 1.0f / std::sqrt(static_cast<float>(size));
@@ -120,13 +105,13 @@ std::string lower_attention(const ir::Node& n, Emitter& e) {
     v4 = repeat_kv(e, v4, q_heads / kv_heads, q_heads);
   }
   const std::string scaled_q = e.op("Mul", {q4, e.scalar(t, scale, "scale")});
-  std::string scores = e.op("MatMul", {scaled_q, transpose(e, k4, {0, 1, 3, 2})});
+  std::string scores = e.op("MatMul", {scaled_q, e.transpose(k4, {0, 1, 3, 2})});
   if (const float cap = n.attr_float("softcap", 0.0f); cap != 0.0f) {
     const std::string c = e.scalar(t, cap, "softcap");
     scores = e.op("Mul", {e.op("Tanh", {e.op("Div", {scores, c})}), c});
   }
   bool masked = false;
-  if (given(n, 3)) {
+  if (has_input(n, 3)) {
     const std::string& mask = n.inputs[3];
     masked = true;
     if (e.dtype_of(mask) == DType::Bool) {
@@ -142,7 +127,7 @@ std::string lower_attention(const ir::Node& n, Emitter& e) {
                                std::to_string(e.opset()));
     masked = true;
     // -inf above the diagonal of [q seq, kv seq], 0 elsewhere.
-    const std::string dims = concat(e, {e.shape_slice(q4, 2, 3), e.shape_slice(k4, 2, 3)}, 0);
+    const std::string dims = e.concat({e.shape_slice(q4, 2, 3), e.shape_slice(k4, 2, 3)}, 0);
     const std::string ninf =
         e.op("ConstantOfShape", {dims}, {{"value", attr_tensor("value", filled(t, -kInf))}});
     const std::string one = e.constant(Tensor::scalar<int64_t>(DType::I64, 1), "diagonal");
@@ -159,7 +144,7 @@ std::string lower_attention(const ir::Node& n, Emitter& e) {
   if (*rank == 3) {
     y = q_heads == 1
             ? squeeze(e, y, {1})
-            : e.op("Reshape", {transpose(e, y, {0, 2, 1, 3}), e.ints({0, 0, -1}, "merged")});
+            : e.op("Reshape", {e.transpose(y, {0, 2, 1, 3}), e.ints({0, 0, -1}, "merged")});
   }
   e.finish(y, n.outputs.at(0));
   return q_heads != kv_heads ? "MatMul/Softmax/MatMul (K, V repeated per group)"
@@ -169,12 +154,18 @@ std::string lower_attention(const ir::Node& n, Emitter& e) {
 std::string lower_rotary(const ir::Node& n, Emitter& e) {
   if (e.opset() >= 23) return "";
   check(n.inputs.size() >= 3, n.label() + ": expected inputs X, cos_cache, sin_cache");
+  if (e.mode() == ExportMode::ContribOps) {
+    if (std::string contrib = lower_rotary_to_contrib(n, e); !contrib.empty()) return contrib;
+  }
   if (n.attr_int("interleaved", 0) != 0)
-    unsupported(n.label() + ": exporting interleaved RotaryEmbedding below opset 23");
+    unsupported(n.label() +
+                ": exporting interleaved RotaryEmbedding below opset 23 as standard ops (in "
+                "contrib mode it becomes com.microsoft.RotaryEmbedding when position_ids are "
+                "given)");
   const std::string& x = n.inputs[0];
   const auto rank = e.rank_of(x);
   check(rank == 3u || rank == 4u, n.label() + ": X's rank must be known (3 or 4)");
-  const auto last = dim_of(e, x, *rank, *rank - 1);
+  const auto last = e.dim(x, *rank, *rank - 1);
   check(last && last->known(), n.label() + ": X's last dim must be known");
   int64_t head_size = last->value;
   const int64_t heads = n.attr_int("num_heads", 0);
@@ -188,11 +179,11 @@ std::string lower_rotary(const ir::Node& n, Emitter& e) {
                           : n.attr_int("rotary_embedding_dim", 0);
   const int64_t half = rot / 2;
   std::string cos = n.inputs[1], sin = n.inputs[2];
-  if (given(n, 3)) {
+  if (has_input(n, 3)) {
     cos = e.op("Gather", {cos, n.inputs[3]}, {{"axis", ir::Attribute::of_int("axis", 0)}});
     sin = e.op("Gather", {sin, n.inputs[3]}, {{"axis", ir::Attribute::of_int("axis", 0)}});
   }
-  const auto cache_w = dim_of(e, n.inputs[1], given(n, 3) ? 2 : 3, given(n, 3) ? 1 : 2);
+  const auto cache_w = e.dim(n.inputs[1], has_input(n, 3) ? 2 : 3, has_input(n, 3) ? 1 : 2);
   if (!cache_w || cache_w->value != half) {
     cos = e.slice(cos, 0, half, -1);
     sin = e.slice(sin, 0, half, -1);
@@ -206,7 +197,7 @@ std::string lower_rotary(const ir::Node& n, Emitter& e) {
   std::vector<std::string> parts = {e.op("Sub", {e.op("Mul", {x1, cos}), e.op("Mul", {x2, sin})}),
                                     e.op("Add", {e.op("Mul", {x1, sin}), e.op("Mul", {x2, cos})})};
   if (rot < head_size) parts.push_back(e.slice(x4, rot, head_size, -1));
-  std::string y = concat(e, parts, -1);
+  std::string y = e.concat(parts, -1);
   if (*rank == 3) y = e.op("Reshape", {y, e.ints({0, 0, -1}, "merged")});
   e.finish(y, n.outputs.at(0));
   return "Slice/Mul/Sub/Add/Concat";

@@ -38,6 +38,9 @@ class DeviceExecutor {
                                           std::vector<Session::NodeTime>& times) const = 0;
   // Which node runs where, the copies a run makes, weights, CUDA graph use.
   virtual std::string report() const = 0;
+  // Precision::FP8: runs `inputs` (positional) once in f16 and sets each FP8 GEMM's activation
+  // scale from what it saw; the session calls it once at open, before any other run.
+  virtual void calibrate(const std::vector<Value>& inputs) = 0;
 };
 
 // The CUDA executor for `g` (optimized, types inferred; it must outlive the executor). Throws

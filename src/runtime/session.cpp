@@ -118,15 +118,16 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   const runtime::DeviceTarget target = runtime::parse_target(impl_->options.target);
   if (!target.is_cpu()) {
     const Precision p = impl_->options.precision;
-    check(p == Precision::FP16 || p == Precision::BF16 || p == Precision::FP32,
-          std::string("precision ") + precision_name(p) +
-              " is not available on target cuda; expected fp16, bf16 or fp32");
+    check(
+        p == Precision::FP16 || p == Precision::BF16 || p == Precision::FP32 || p == Precision::FP8,
+        std::string("precision ") + precision_name(p) +
+            " is not available on target cuda; expected fp16, bf16, fp8 or fp32");
     analysis::infer_shapes(impl_->model.graph);
     impl_->device = runtime::make_cuda_executor(g, impl_->options, target);
-  } else if (impl_->options.precision == Precision::FP16) {
-    fail(
-        "precision fp16 runs on the GPU only (target cuda); the CPU takes fp32, bf16, int8 or "
-        "auto");
+  } else if (impl_->options.precision == Precision::FP16 ||
+             impl_->options.precision == Precision::FP8) {
+    fail(std::string("precision ") + precision_name(impl_->options.precision) +
+         " runs on the GPU only (target cuda); the CPU takes fp32, bf16, int8 or auto");
   } else if (impl_->options.fast_kernels) {
     impl_->progress(impl_->from_engine ? "prepare kernels (prepacked weights from the engine)"
                                        : "prepare kernels (packing weights)");
@@ -142,6 +143,10 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
     if (!g.initializers.count(i.name)) impl_->inputs.push_back(io_info(i));
   }
   for (const auto& o : g.outputs) impl_->outputs.push_back(io_info(o));
+  if (impl_->device && impl_->options.precision == Precision::FP8) {
+    impl_->progress("fp8 calibration (one f16 run sets the activation scales)");
+    impl_->device->calibrate(impl_->fp8_calibration_inputs());
+  }
   if (!impl_->options.buckets.empty()) {
     std::set<std::string> input_symbols;
     for (const auto& i : impl_->inputs) input_symbols.insert(i.symbols.begin(), i.symbols.end());
@@ -277,6 +282,8 @@ const char* precision_name(Precision p) {
       return "auto";
     case Precision::FP16:
       return "fp16";
+    case Precision::FP8:
+      return "fp8";
   }
   return "?";
 }
@@ -287,7 +294,8 @@ Precision parse_precision(const std::string& s) {
   if (s == "int8") return Precision::INT8;
   if (s == "auto") return Precision::Auto;
   if (s == "fp16") return Precision::FP16;
-  fail("unknown precision '" + s + "'; expected fp32, bf16, int8, auto or fp16 (GPU only)");
+  if (s == "fp8") return Precision::FP8;
+  fail("unknown precision '" + s + "'; expected fp32, bf16, int8, auto, fp16 or fp8 (GPU only)");
 }
 
 std::vector<Value> Session::Impl::positional(
@@ -348,6 +356,29 @@ std::vector<Value> Session::Impl::calibration_inputs() const {
     }
     given[info.name] = Value::of(runtime::random_input(info, dims, 1234));
   }
+  return positional(given);
+}
+
+std::vector<Value> Session::Impl::fp8_calibration_inputs() const {
+  // Dynamic dims: the first of an input 8, the others 32; a named symbol takes one size for
+  // every input that declares it.
+  std::map<std::string, int64_t> sizes;
+  std::map<std::string, Dims> shapes;
+  for (const auto& info : inputs) {
+    if (options.calibration_inputs.count(info.name) || !info.has_shape) continue;
+    Dims d = info.dims;
+    for (size_t i = 0; i < d.size(); ++i) {
+      if (d[i] >= 0) continue;
+      const std::string sym = i < info.symbols.size() ? info.symbols[i] : "";
+      const int64_t want = i == 0 ? 8 : 32;
+      d[i] = sym.empty() ? want : sizes.emplace(sym, want).first->second;
+    }
+    shapes[info.name] = d;
+  }
+  const auto tensors =
+      runtime::make_valid_inputs(model.graph, inputs, shapes, options.calibration_inputs);
+  std::map<std::string, Value> given;
+  for (const auto& [name, t] : tensors) given[name] = Value::of(t);
   return positional(given);
 }
 

@@ -54,6 +54,8 @@ struct Session::Impl {
   std::vector<Value> positional(const std::map<std::string, Value>& inputs,
                                 const std::map<std::string, DeviceTensor>& on_device = {}) const;
   std::vector<Value> calibration_inputs() const;
+  // Precision::FP8's calibration run: the given calibration inputs, the rest valid random ones.
+  std::vector<Value> fp8_calibration_inputs() const;
   // A run: routed through the shape buckets, planned, observed when `observer` is given.
   std::vector<Value> execute(const std::map<std::string, Value>& inputs,
                              const runtime::NodeObserver* observer) const;

@@ -4,9 +4,11 @@
 // cuda and compared with the same model on the CPU reference path, with and without CUDA graphs,
 // at fp16 and bf16, through host inputs and through device-bound inputs and outputs.
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "backends/cuda/cuda_check.hpp"
+#include "core/compare.hpp"
 #include "kpt/session.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
 #include "tests/testing/model_builder.hpp"
@@ -29,8 +31,8 @@ std::vector<float> random_floats(std::mt19937& rng, size_t n, float scale) {
 std::string bert_like_model(int layers) {
   std::mt19937 rng(static_cast<uint32_t>(seed()));
   ModelBuilder m(17);
-  m.input("ids", DType::I64, testing::DeclDims{-1, -1});
-  m.input("mask", DType::I64, testing::DeclDims{-1, -1});
+  m.input("ids", DType::I64, testing::DeclDims{-1, -2});
+  m.input("mask", DType::I64, testing::DeclDims{-1, -2});
   m.output("out", DType::F32, std::nullopt);
   auto weight = [&](const std::string& name, const testing::DeclDims& dims, float scale) {
     size_t n = 1;
@@ -148,7 +150,9 @@ Tensor cpu_reference(const std::string& model, const Inputs& in) {
   return cpu.run_tensors({{"ids", in.ids}, {"mask", in.mask}})[0];
 }
 
-void check_model_on_gpu(Precision precision, bool graphs, double tol) {
+// `min_cosine` > 0: also the cosine of each run's visible rows to the reference (the budget of
+// precision lowering, docs/PERFORMANCE.md), printed with the relative L2 error.
+void check_model_on_gpu(Precision precision, bool graphs, double tol, double min_cosine = 0) {
   const std::string model = bert_like_model(2);
   SessionOptions o;
   o.target = "cuda";
@@ -165,17 +169,37 @@ void check_model_on_gpu(Precision precision, bool graphs, double tol) {
   EXPECT_EQ(report.find("cuda.transpose"), std::string::npos) << report;
   // Q, K and V projections of each layer: one batched GEMM.
   EXPECT_NE(report.find("x3 siblings) 2"), std::string::npos) << report;
-  // Two signatures, each run three times: the first records (and captures), later ones replay.
-  for (const auto& [lens, seq] : std::vector<std::pair<std::vector<int64_t>, int64_t>>{
-           {{16, 9, 1}, 16}, {{40, 40}, 40}, {{16, 16, 5}, 16}}) {
+  std::vector<std::pair<std::vector<int64_t>, int64_t>> cases{
+      {{16, 9, 1}, 16}, {{40, 40}, 40}, {{16, 16, 5}, 16}};
+  if (precision == Precision::FP8) {
+    // Every product by a weight (per layer: Q/K/V as one, output, FFN in and out) in FP8.
+    EXPECT_NE(report.find("fp8 gemms     8 "), std::string::npos) << report;
+    EXPECT_EQ(report.find("cublasLt.gemm(f16"), std::string::npos) << report;
+    // Plan fusions: the FFN-in product writes e4m3 for the FFN-out one; the norms whose output
+    // an FP8 product reads write an e4m3 copy of it.
+    EXPECT_NE(report.find("cublasLt.gemm(fp8 e4m3+Gelu -> e4m3) 2"), std::string::npos) << report;
+    EXPECT_NE(report.find("layer_norm(+e4m3 copy)"), std::string::npos) << report;
+    cases.push_back({{9}, 9});  // 9 rows: cuBLASLt's FP8 refuses them, the f16 product runs
+  }
+  // Signatures run three times each: the first records (and captures), later ones replay.
+  for (const auto& [lens, seq] : cases) {
     for (int rep = 0; rep < 3; ++rep) {
       const Inputs in = make_inputs(lens, seq);
       const Tensor want = cpu_reference(model, in);
       const Tensor got = gpu_session.run_tensors({{"ids", in.ids}, {"mask", in.mask}})[0];
       ASSERT_EQ(got.dtype(), DType::F32);
-      expect_close(visible_rows(got, in), visible_rows(want, in), tol,
-                   std::string(precision_name(precision)) + (graphs ? " graph" : " eager") +
-                       " seq " + std::to_string(seq) + " run " + std::to_string(rep));
+      const std::string what = std::string(precision_name(precision)) +
+                               (graphs ? " graph" : " eager") + " seq " + std::to_string(seq) +
+                               " run " + std::to_string(rep);
+      expect_close(visible_rows(got, in), visible_rows(want, in), tol, what);
+      if (min_cosine > 0) {
+        const double cos =
+            compare_outputs(visible_rows(got, in), visible_rows(want, in), 0, 0).cosine;
+        EXPECT_GE(cos, min_cosine) << what;
+        if (rep == 0)
+          std::printf("%s: rel L2 %.3g, cosine %.7f\n", what.c_str(),
+                      compare(visible_rows(got, in), visible_rows(want, in)).rel_l2, cos);
+      }
     }
   }
 }
@@ -188,6 +212,34 @@ TEST(GpuExecutor, BertShapedModelFp16Eager) {
 }
 TEST(GpuExecutor, BertShapedModelBf16WithCudaGraphs) {
   check_model_on_gpu(Precision::BF16, true, 3e-2);
+}
+
+// FP8 products (weights and activations e4m3, per-tensor scales, activation scales calibrated
+// at open on random inputs): budget relative L2 5e-2 and cosine 0.999 to the fp32 reference.
+TEST(GpuExecutor, BertShapedModelFp8WithCudaGraphs) {
+  check_model_on_gpu(Precision::FP8, true, 5e-2, 0.999);
+}
+TEST(GpuExecutor, BertShapedModelFp8Eager) {
+  check_model_on_gpu(Precision::FP8, false, 5e-2, 0.999);
+}
+
+// An accuracy budget the FP8 products cannot all meet: the executor keeps only those that keep
+// the calibration run's outputs within it, the others compute in f16, and the outputs are
+// near the f16 ones.
+TEST(GpuExecutor, Fp8ProductsAreDeclinedWhereTheAccuracyBudgetAsks) {
+  const std::string model = bert_like_model(2);
+  SessionOptions o;
+  o.target = "cuda";
+  o.precision = Precision::FP8;
+  o.accuracy_budget = 0.999999;
+  Session s = Session::from_bytes(model, o);
+  const std::string report = s.device_report();
+  EXPECT_NE(report.find("declined for accuracy"), std::string::npos) << report;
+  std::printf("%s", report.substr(report.find("fp8 gemms")).substr(0, 400).c_str());
+  const Inputs in = make_inputs({16, 16}, 16);
+  const Tensor got = s.run_tensors({{"ids", in.ids}, {"mask", in.mask}})[0];
+  expect_close(visible_rows(got, in), visible_rows(cpu_reference(model, in), in), 5e-3,
+               "fp8 with a 0.999999 budget");
 }
 
 TEST(GpuExecutor, DeviceBoundInputsAndOutputsMatchHostRuns) {
@@ -291,7 +343,7 @@ TEST(GpuExecutor, ShapeBucketsReplayTheBucketGraph) {
   o.target = "cuda";
   o.precision = Precision::FP16;
   Session exact = Session::from_bytes(model, o);
-  o.buckets = parse_shape_buckets("seq~=16,32");
+  o.buckets = parse_shape_buckets("S~=16,32");
   Session bucketed = Session::from_bytes(model, o);
   const BucketStats warmed = bucketed.bucket_stats();  // the warm-up runs of each bucket
   for (const auto& [lens, seq] : std::vector<std::pair<std::vector<int64_t>, int64_t>>{
@@ -309,10 +361,12 @@ TEST(GpuExecutor, ShapeBucketsReplayTheBucketGraph) {
   EXPECT_EQ(stats.exact_runs, 0);
 }
 
-TEST(GpuExecutor, Fp16IsRejectedOnTheCpuTarget) {
-  SessionOptions o;
-  o.precision = Precision::FP16;
-  EXPECT_THROW(Session::from_bytes(testing::add_model_bytes(), o), Error);
+TEST(GpuExecutor, Fp16AndFp8AreRejectedOnTheCpuTarget) {
+  for (Precision p : {Precision::FP16, Precision::FP8}) {
+    SessionOptions o;
+    o.precision = p;
+    EXPECT_THROW(Session::from_bytes(testing::add_model_bytes(), o), Error) << precision_name(p);
+  }
 }
 
 }  // namespace

@@ -3,10 +3,13 @@
 #include "backends/cuda/gemm.hpp"
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/fp8.hpp"
+#include "backends/cuda/fp8_product.hpp"
 #include "core/cast.hpp"
 #include "kpt/error.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
@@ -227,6 +230,160 @@ TEST(CudaGemm, ResidualBiasReluOrder) {
     expect_close(g.download(dc), want, 2e-3,
                  batched ? "relu(A*B[i] + R[i]), batched" : "relu(A*B + R + bias)");
   }
+}
+
+class PoolRunAllocator final : public cuda::RunAllocator {
+ public:
+  cuda::DeviceBuffer allocate(DType dtype, Dims dims) override {
+    return cuda::DeviceBuffer::allocate(dtype, std::move(dims), gpu().pool, gpu().stream.get());
+  }
+};
+
+// Slice i of a tensor [count, ...] as a tensor of `dims`.
+Tensor slice_of(const Tensor& t, int64_t i, const Dims& dims) {
+  Tensor r(t.dtype(), dims);
+  std::memcpy(r.raw(), static_cast<const char*>(t.raw()) + i * static_cast<int64_t>(r.nbytes()),
+              r.nbytes());
+  return r;
+}
+
+// The executor's FP8 weight GEMM (fp8_product.hpp): the f32 weight quantized on the host at load
+// ([K, N], [N, K] or stacked siblings [3, K, N]), the activation scale from an f16 calibration
+// run (amax / 448 exactly), then FP8 runs against the product of the host-quantized operands;
+// rows FP8 cannot take (not a multiple of 16) run the f16 product.
+TEST(CudaFp8, ProductKernelMatchesQuantizedReference) {
+  auto& g = gpu();
+  const int64_t k = 256, n = 128;
+  struct Variant {
+    bool transposed;
+    int64_t count;
+    Epilogue e;
+  };
+  for (const Variant& var :
+       {Variant{false, 1, Epilogue::BiasGelu}, Variant{true, 1, Epilogue::Bias},
+        Variant{false, 3, Epilogue::Bias}, Variant{false, 1, Epilogue::None}}) {
+    const std::string tag = std::string(var.transposed ? " W^T" : " W") + " x" +
+                            std::to_string(var.count) + " " + cuda::to_string(var.e);
+    const Dims wd = var.count > 1    ? Dims{var.count, k, n}
+                    : var.transposed ? Dims{n, k}
+                                     : Dims{k, n};
+    const Tensor w = random_tensor(DType::F32, wd, -0.1f, 0.1f);
+    const Tensor w16 = cast_tensor(w, DType::F16);
+    const Tensor bias = random_tensor(DType::F16, var.count > 1 ? Dims{var.count, n} : Dims{n});
+    const auto dw16 = g.upload(w16), dbias = g.upload(bias);
+    cuda::Fp8ProductKernel kernel(&w, var.transposed, var.count, var.e, "");
+    kernel.load();
+    float w_amax = 0;
+    for (int64_t i = 0; i < w.numel(); ++i)
+      w_amax = std::max(w_amax, std::fabs(w.data<float>()[i]));
+    EXPECT_FLOAT_EQ(kernel.weight_scale(), w_amax / cuda::kE4M3Max) << tag;
+    PoolRunAllocator alloc;
+    cuda::GpuRunContext ctx{g.stream.get(), lt(), alloc, nullptr, nullptr};
+    auto run = [&](const cuda::DeviceBuffer& x) {
+      cuda::GpuArgs a;
+      a.in = {&x, &dw16, &dbias};
+      a.out.resize(static_cast<size_t>(var.count));
+      kernel.run(ctx, a);
+      std::vector<Tensor> outs;
+      for (const auto& o : a.out) outs.push_back(g.download(o));
+      return outs;
+    };
+    for (int64_t m : {96, 40}) {
+      const Tensor x = random_tensor(DType::F16, {m, k}, -2.0f, 2.0f);
+      const auto dx = g.upload(x);
+      if (m == 96) {  // calibrate on this batch: its own amax, so nothing saturates
+        kernel.start_calibration(g.stream.get());
+        run(dx);
+        kernel.finish_calibration(g.stream.get());
+      }
+      const std::vector<Tensor> got = run(dx);
+      const Tensor xf = to_f32(x);
+      float x_amax = 0;
+      for (int64_t i = 0; i < xf.numel(); ++i)
+        x_amax = std::max(x_amax, std::fabs(xf.data<float>()[i]));
+      const float sx = kernel.activation_scale(g.stream.get());
+      if (m == 96) {
+        EXPECT_FLOAT_EQ(sx, x_amax / cuda::kE4M3Max) << tag;
+      }
+      const Tensor wq = quantize_dequantize(w, kernel.weight_scale());
+      const Tensor w16f = to_f32(w16);
+      const Dims one = var.transposed ? Dims{n, k} : Dims{k, n};
+      for (int64_t i = 0; i < var.count; ++i) {
+        const Tensor b_i = slice_of(to_f32(bias), i, {n});
+        const std::string what =
+            "fp8 product M" + std::to_string(m) + tag + " output " + std::to_string(i);
+        if (m % 16 == 0) {
+          expect_close(got[static_cast<size_t>(i)],
+                       reference_gemm(quantize_dequantize(x, sx), slice_of(wq, i, one),
+                                      var.transposed, b_i, var.e),
+                       1e-2, what + " vs quantized reference");
+          expect_close(got[static_cast<size_t>(i)],
+                       reference_gemm(x, slice_of(w, i, one), var.transposed, b_i, var.e), 6e-2,
+                       what + " vs unquantized reference");
+        } else {
+          expect_close(got[static_cast<size_t>(i)],
+                       reference_gemm(x, slice_of(w16f, i, one), var.transposed, b_i, var.e), 2e-3,
+                       what + " (f16 product)");
+        }
+      }
+    }
+  }
+}
+
+// An FP8 product writing its output in e4m3 for the next one (the plan's FFN in -> out fusion)
+// computes what the two products with a quantize pass between them compute, up to the f16
+// rounding before e4m3 that the fusion skips.
+TEST(CudaFp8, ProductWritingE4m3ForTheNextMatchesUnfusedChain) {
+  auto& g = gpu();
+  const int64_t m = 64, k = 256, n1 = 512, n2 = 128;
+  const Tensor w1 = random_tensor(DType::F32, {k, n1}, -0.1f, 0.1f);
+  const Tensor w2 = random_tensor(DType::F32, {n1, n2}, -0.1f, 0.1f);
+  const Tensor b1 = random_tensor(DType::F16, {n1}), b2 = random_tensor(DType::F16, {n2});
+  const auto dw1 = g.upload(cast_tensor(w1, DType::F16)),
+             dw2 = g.upload(cast_tensor(w2, DType::F16));
+  const auto db1 = g.upload(b1), db2 = g.upload(b2);
+  cuda::Fp8ProductKernel first(&w1, false, 1, Epilogue::BiasGelu, "Gelu");
+  cuda::Fp8ProductKernel second(&w2, false, 1, Epilogue::Bias, "");
+  first.load();
+  second.load();
+  PoolRunAllocator alloc;
+  cuda::GpuRunContext ctx{g.stream.get(), lt(), alloc, nullptr, nullptr};
+  auto run = [&](const cuda::Fp8ProductKernel& kern, const cuda::DeviceBuffer& x,
+                 const cuda::DeviceBuffer& w, const cuda::DeviceBuffer& b) {
+    cuda::GpuArgs a;
+    a.in = {&x, &w, &b};
+    a.out.resize(1);
+    kern.run(ctx, a);
+    return a.out[0];
+  };
+  const auto dx = g.upload(random_tensor(DType::F16, {m, k}, -2.0f, 2.0f));
+  first.start_calibration(g.stream.get());
+  second.start_calibration(g.stream.get());
+  run(second, run(first, dx, dw1, db1), dw2, db2);
+  first.finish_calibration(g.stream.get());
+  second.finish_calibration(g.stream.get());
+
+  const cuda::DeviceBuffer h = run(first, dx, dw1, db1);
+  ASSERT_EQ(h.dtype(), DType::F16);
+  const Tensor unfused = g.download(run(second, h, dw2, db2));
+  first.write_e4m3_for(&second);
+  const std::string form = first.settle_e4m3_output(lt(), g.stream.get());
+  std::printf("  FFN-in style product (bias+GELU) writing e4m3: %s\n", form.c_str());
+  ASSERT_EQ(form.rfind("e4m3 output", 0), 0u) << form;
+  const cuda::DeviceBuffer h8 = run(first, dx, dw1, db1);
+  ASSERT_EQ(h8.dtype(), DType::F8E4M3FN);
+  const Tensor fused = g.download(run(second, h8, dw2, db2));
+  EXPECT_NE(first.name().find("-> e4m3"), std::string::npos) << first.name();
+  expect_close(fused, unfused, 1e-2, "fp8 chain with the e4m3 hand-off vs quantize pass");
+  // The hand-off's bytes: those the quantize pass makes of the f16 output, but for the values
+  // the skipped f16 rounding moves across an e4m3 rounding boundary.
+  const Tensor hq = g.download(h8), hf = to_f32(g.download(h));
+  const float inv = 1.0f / second.activation_scale(g.stream.get());
+  int64_t differ = 0;
+  for (int64_t i = 0; i < hf.numel(); ++i)
+    differ +=
+        hq.data<uint8_t>()[i] != float_to_f8(DType::F8E4M3FN, hf.data<float>()[i] * inv, true);
+  EXPECT_LT(differ, hf.numel() / 50) << differ << " of " << hf.numel() << " e4m3 bytes differ";
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 // LayerNorm, skip-LayerNorm, RMSNorm, softmax, GELU(+bias) and rotary embedding against the
 // reference kernels, in f32, f16 and bf16.
+#include <cstring>
+
+#include "backends/cuda/fp8.hpp"
 #include "backends/cuda/norm.hpp"
 #include "backends/cuda/pointwise.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
@@ -78,6 +81,48 @@ TEST(CudaNorm, SkipLayerNormMatchesReference) {
       expect_close(g.download(dsum), sum, tol(dt), tag("skip LayerNorm sum", dt, cols));
       expect_close(g.download(dy), want, tol(dt) * 2, tag("skip LayerNorm", dt, cols));
     }
+  }
+}
+
+// The FP8 plan fusion: a (skip-)LayerNorm writing an e4m3 copy of its output writes the bytes
+// the separate quantize pass makes of that output, with the scale's inverse from calibration.
+TEST(CudaNorm, E4m3CopyEqualsQuantizingTheOutput) {
+  auto& g = gpu();
+  const int64_t rows = 48, cols = 768;
+  for (bool skip : {false, true}) {
+    const Tensor x = random_tensor(DType::F16, {rows, cols}, -3.0f, 3.0f);
+    const Tensor s = random_tensor(DType::F16, {rows, cols});
+    const Tensor gamma = random_tensor(DType::F16, {cols}, 0.5f, 2.0f);
+    const Tensor beta = random_tensor(DType::F16, {cols});
+    const auto dx = g.upload(x), ds = g.upload(s), dgm = g.upload(gamma), dbt = g.upload(beta);
+    auto dy = g.poisoned(DType::F16, {rows, cols});
+    auto dq = g.poisoned(DType::F8E4M3FN, {rows, cols});
+    auto dq_ref = g.poisoned(DType::F8E4M3FN, {rows, cols});
+    // A scale below the output's range, so that some values saturate.
+    cuda::Fp8Calibrator cal;
+    cal.observe(DType::F16, dx.data(), dx.numel() / 2, g.stream.get());
+    cal.finalize(g.stream.get());
+    cuda::NormArgs a;
+    a.dtype = DType::F16;
+    a.rows = rows;
+    a.cols = cols;
+    a.x = dx.data();
+    a.skip = skip ? ds.data() : nullptr;
+    a.gamma = dgm.data();
+    a.beta = dbt.data();
+    a.y = dy.data();
+    a.y_e4m3 = dq.data();
+    a.y_e4m3_inverse_scale = cal.inverse_scale();
+    if (skip) {
+      cuda::skip_layer_norm(a, g.stream.get());
+    } else {
+      cuda::layer_norm(a, g.stream.get());
+    }
+    cuda::quantize_e4m3(DType::F16, dy.data(), dy.numel(), cal.scale(), dq_ref.data(),
+                        g.stream.get());
+    const Tensor got = g.download(dq), want = g.download(dq_ref);
+    EXPECT_EQ(std::memcmp(got.raw(), want.raw(), got.nbytes()), 0)
+        << (skip ? "skip " : "") << "LayerNorm's e4m3 copy differs from quantize_e4m3 of y";
   }
 }
 

@@ -222,13 +222,17 @@ def test_bad_requests(srv, repo):
     assert status == 200, body
 
 
-def test_dynamic_batching(srv, repo):
-    before = srv.metric("nv_inference_exec_count", 'model="batch",version="2"', AUTH) or 0
-    results, n = {}, 12
+def run_concurrent_tripling(srv, model, version, make_input, n=12):
+    """Sends n concurrent requests to a model computing 3 * x, checks every answer has its own
+    shape and values, and returns how many executions the server ran for them."""
+    labels = f'model="{model}",version="{version}"'
+    before = srv.metric("nv_inference_exec_count", labels, AUTH) or 0
+    results = {}
 
     def call(i):
-        x = np.full((1 + i % 2, 4), i, dtype=np.float32)
-        status, _, body = srv.request("POST", "/v2/models/batch/infer", body=infer_body([("x", "FP32", x)]), headers=AUTH)
+        x = make_input(i)
+        status, _, body = srv.request("POST", f"/v2/models/{model}/infer",
+                                      body=infer_body([("x", "FP32", x)]), headers=AUTH)
         results[i] = (status, body, x)
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
@@ -240,32 +244,24 @@ def test_dynamic_batching(srv, repo):
         assert status == 200, body
         out = json.loads(body)["outputs"][0]
         assert out["shape"] == list(x.shape) and out["data"] == (x * 3).flatten().tolist(), (i, out)
-    execs = srv.metric("nv_inference_exec_count", 'model="batch",version="2"', AUTH) - before
+    return srv.metric("nv_inference_exec_count", labels, AUTH) - before
+
+
+def test_dynamic_batching(srv, repo):
+    n = 12
+    execs = run_concurrent_tripling(
+        srv, "batch", "2", lambda i: np.full((1 + i % 2, 4), i, dtype=np.float32), n)
     assert execs < n, f"{n} concurrent requests ran in {execs} executions: no batching"
 
 
 def test_batching_keeps_shapes_apart(srv, repo):
     # Requests whose non-batch dims differ (sequences of different lengths) are never
     # concatenated: each batch holds one shape, and every answer has its own shape and values.
-    before = srv.metric("nv_inference_exec_count", 'model="seqbatch",version="1"', AUTH) or 0
-    results, n = {}, 12
-
-    def call(i):
-        x = np.arange((2 + i % 3) * (1 + i % 2), dtype=np.float32).reshape(1 + i % 2, 2 + i % 3) + i
-        status, _, body = srv.request("POST", "/v2/models/seqbatch/infer", body=infer_body([("x", "FP32", x)]),
-                                      headers=AUTH)
-        results[i] = (status, body, x)
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, (status, body, x) in results.items():
-        assert status == 200, body
-        out = json.loads(body)["outputs"][0]
-        assert out["shape"] == list(x.shape) and out["data"] == (x * 3).flatten().tolist(), (i, out)
-    execs = srv.metric("nv_inference_exec_count", 'model="seqbatch",version="1"', AUTH) - before
+    n = 12
+    execs = run_concurrent_tripling(
+        srv, "seqbatch", "1",
+        lambda i: np.arange((2 + i % 3) * (1 + i % 2), dtype=np.float32).reshape(1 + i % 2, 2 + i % 3) + i,
+        n)
     # Three sequence lengths: at least three executions, and batching joined some requests.
     assert 3 <= execs < n, f"{n} requests of 3 shapes ran in {execs} executions"
 

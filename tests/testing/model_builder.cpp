@@ -10,7 +10,7 @@ void set_tensor_type(onnx::TypeProto* t, DType dtype, const std::optional<DeclDi
   for (int64_t d : *dims) {
     auto* dim = shape->add_dim();
     if (d < 0)
-      dim->set_dim_param("N");
+      dim->set_dim_param(d == -2 ? "S" : "N");
     else
       dim->set_dim_value(d);
   }

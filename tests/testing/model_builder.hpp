@@ -12,7 +12,8 @@
 
 namespace kpt::testing {
 
-// Dims for declared shapes: a negative value becomes a symbolic dim named "N".
+// Dims for declared shapes: a negative value becomes a symbolic dim, named "S" for -2 (a second
+// symbol: sequence lengths) and "N" otherwise.
 using DeclDims = std::vector<int64_t>;
 
 // Fills `t` as a tensor type; without dims the rank is unknown.

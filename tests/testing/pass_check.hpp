@@ -28,7 +28,8 @@ inline const ir::Node* find_op(const ir::Graph& g, const std::string& op) {
   return nullptr;
 }
 
-// Every float output of `got` within tol * (1 + |want|) of `want`; one failure per output.
+// Every float output of `got` within tol * (1 + |want|) of `want` (NaN only where `want` has
+// NaN), with the same dims and type; one failure per output.
 inline void expect_outputs_close(const std::vector<Value>& want, const std::vector<Value>& got,
                                  double tol) {
   EXPECT_EQ(want.size(), got.size());
@@ -36,10 +37,12 @@ inline void expect_outputs_close(const std::vector<Value>& want, const std::vect
     const Tensor& w = want[o].tensor;
     const Tensor& t = got[o].tensor;
     EXPECT_EQ(w.dims(), t.dims());
-    if (w.dims() != t.dims()) continue;
+    EXPECT_EQ(w.dtype(), t.dtype());
+    if (w.dims() != t.dims() || w.dtype() != t.dtype()) continue;
     for (int64_t i = 0; i < w.numel(); ++i) {
       const float a = w.data<float>()[i], b = t.data<float>()[i];
-      if (std::abs(a - b) > tol * (1 + std::abs(a))) {
+      if (std::isnan(a) && std::isnan(b)) continue;
+      if (!(std::abs(a - b) <= tol * (1 + std::abs(a)))) {
         ADD_FAILURE() << "output " << o << " element " << i << ": " << a << " vs " << b;
         break;
       }

@@ -87,22 +87,8 @@ ir::Graph qkv_graph(Dims q, Dims kv) {
 ir::Graph optimize_and_compare(const ir::Graph& reference, const std::vector<Value>& inputs) {
   ir::Graph optimized = reference;
   passes::optimize(optimized, OptimizationLevel::Extended);
-  auto want = runtime::run_graph(reference, inputs);
-  auto got = runtime::run_graph(optimized, inputs);
-  EXPECT_EQ(want.size(), got.size());
-  for (size_t o = 0; o < want.size() && o < got.size(); ++o) {
-    const Tensor& w = want[o].tensor;
-    const Tensor& t = got[o].tensor;
-    EXPECT_EQ(w.dims(), t.dims());
-    if (w.dims() != t.dims()) continue;
-    for (int64_t i = 0; i < w.numel(); ++i) {
-      const float a = w.data<float>()[i], b = t.data<float>()[i];
-      if (!(std::abs(a - b) <= 1e-5 * (1 + std::abs(a)))) {
-        ADD_FAILURE() << "output " << o << " element " << i << ": " << a << " vs " << b;
-        break;
-      }
-    }
-  }
+  testing::expect_outputs_close(runtime::run_graph(reference, inputs),
+                                runtime::run_graph(optimized, inputs), 1e-5);
   return optimized;
 }
 

@@ -252,17 +252,91 @@ Case attention_case(Dims q, Dims kv, std::vector<ir::Attribute> attrs, const Ten
   return c;
 }
 
+const ir::Node* find_op(const ir::Model& m, const std::string& domain, const std::string& op) {
+  for (const auto& n : m.graph.nodes) {
+    if (n.domain == domain && n.op_type == op) return &n;
+  }
+  return nullptr;
+}
+
+// Contrib mode writes MultiHeadAttention (checked here), standard mode never does; both compute
+// what Attention did. Returns the contrib model.
+ir::Model attention_as_mha(const Case& c) {
+  auto [contrib, standard] = both_modes(c);
+  EXPECT_TRUE(has_op(contrib, "com.microsoft", "MultiHeadAttention")) << ir::print(contrib.graph);
+  EXPECT_FALSE(has_op(contrib, "", "Softmax")) << ir::print(contrib.graph);
+  EXPECT_FALSE(has_op(standard, "com.microsoft", "MultiHeadAttention"));
+  return contrib;
+}
+
 TEST(ExportLowering, Attention4dScaledWithFloatMask) {
   const Tensor mask = random_f32({1, 1, 5, 5}, 20);
   const auto scale = ir::Attribute::of_float("scale", 0.3f);
-  both_modes(attention_case({2, 3, 5, 4}, {2, 3, 5, 4}, {scale}, &mask), 1e-5);
-  both_modes(attention_case({2, 3, 5, 4}, {2, 3, 5, 4}, {}, nullptr), 1e-5);  // default scale
+  const ir::Model masked =
+      attention_as_mha(attention_case({2, 3, 5, 4}, {2, 3, 5, 4}, {scale}, &mask));
+  // Already (1, 1, S, L): passed as attention_bias without an Expand.
+  EXPECT_FALSE(has_op(masked, "", "Expand")) << ir::print(masked.graph);
+  EXPECT_FLOAT_EQ(find_op(masked, "com.microsoft", "MultiHeadAttention")->attr_float("scale", 0),
+                  0.3f);
+  const ir::Model plain = attention_as_mha(attention_case({2, 3, 5, 4}, {2, 3, 5, 4}, {}, nullptr));
+  EXPECT_FALSE(find_op(plain, "com.microsoft", "MultiHeadAttention")->has_attr("scale"));
+}
+
+TEST(ExportLowering, AttentionPaddingMaskExpandedToAttentionBias) {
+  // A key padding mask (B, 1, 1, L) and a 2-D (S, L) one become 4-D attention_bias by Expand.
+  for (const Dims& d : {Dims{2, 1, 1, 6}, Dims{4, 6}}) {
+    const Tensor mask = random_f32(d, 33);
+    const ir::Model m = attention_as_mha(attention_case({2, 3, 4, 8}, {2, 3, 6, 8}, {}, &mask));
+    EXPECT_TRUE(has_op(m, "", "Expand")) << ir::print(m.graph);
+  }
+}
+
+TEST(ExportLowering, AttentionCausalUnidirectionalOnlyForEqualLengths) {
+  // S == L: MHA's unidirectional masks as is_causal does.
+  const ir::Model square = attention_as_mha(attention_case(
+      {2, 5, 12}, {2, 5, 12},
+      {int_attr("q_num_heads", 3), int_attr("kv_num_heads", 3), int_attr("is_causal", 1)},
+      nullptr));
+  EXPECT_EQ(find_op(square, "com.microsoft", "MultiHeadAttention")->attr_int("unidirectional", 0),
+            1);
+  // S != L: ONNX Runtime's unidirectional differs, so the causal mask is an attention_bias.
+  const Tensor mask = random_f32({1, 1, 3, 5}, 34);
+  const ir::Model rect = attention_as_mha(
+      attention_case({1, 2, 3, 4}, {1, 2, 5, 4}, {int_attr("is_causal", 1)}, &mask));
+  const ir::Node* mha = find_op(rect, "com.microsoft", "MultiHeadAttention");
+  EXPECT_EQ(mha->attr_int("unidirectional", 0), 0);
+  EXPECT_TRUE(has_op(rect, "", "Trilu"));
+}
+
+TEST(ExportLowering, Attention4dValueHeadSizeDiffersFromKeys) {
+  // ONNX Runtime takes 4-D key/value of one shape only: here both go to (B, L, N * H).
+  Case c = attention_case({2, 2, 3, 4}, {2, 2, 5, 4}, {}, nullptr);
+  c.inputs[2].value = random_f32({2, 2, 5, 6}, 35);
+  const ir::Model m = attention_as_mha(c);
+  const ir::Node* mha = find_op(m, "com.microsoft", "MultiHeadAttention");
+  for (size_t i : {1, 2}) {
+    const ir::Node* producer = nullptr;
+    for (const auto& n : m.graph.nodes) {
+      if (!n.outputs.empty() && n.outputs[0] == mha->inputs[i]) producer = &n;
+    }
+    ASSERT_NE(producer, nullptr) << mha->inputs[i];
+    EXPECT_EQ(producer->op_type, "Reshape");
+  }
 }
 
 TEST(ExportLowering, AttentionGroupedQueryCausal) {
   auto [contrib, standard] =
       both_modes(attention_case({1, 4, 5, 3}, {1, 2, 5, 3}, {int_attr("is_causal", 1)}, nullptr));
   EXPECT_TRUE(has_op(standard, "", "Trilu"));
+  // MultiHeadAttention takes no grouped-query K/V: the standard form in both modes.
+  EXPECT_FALSE(has_op(contrib, "com.microsoft", "MultiHeadAttention"));
+}
+
+TEST(ExportLowering, AttentionWithSoftcapStaysStandard) {
+  auto [contrib, standard] = both_modes(attention_case(
+      {1, 2, 4, 3}, {1, 2, 4, 3}, {ir::Attribute::of_float("softcap", 2.0f)}, nullptr));
+  EXPECT_FALSE(has_op(contrib, "com.microsoft", "MultiHeadAttention"));
+  EXPECT_TRUE(has_op(contrib, "", "Tanh"));
 }
 
 TEST(ExportLowering, Attention3dWithBoolMaskAndFullyMaskedRow) {
@@ -270,20 +344,25 @@ TEST(ExportLowering, Attention3dWithBoolMaskAndFullyMaskedRow) {
   for (int64_t i = 0; i < mask.numel(); ++i) mask.data<bool>()[i] = (i % 3) != 0;
   for (int64_t j = 0; j < 4; ++j) mask.data<bool>()[j] = false;  // row 0 of batch 0: all masked
   for (int64_t heads : {1, 2}) {
-    both_modes(attention_case({2, 4, 6}, {2, 4, 6},
-                              {int_attr("q_num_heads", heads), int_attr("kv_num_heads", heads)},
-                              &mask));
+    const ir::Model m = attention_as_mha(
+        attention_case({2, 4, 6}, {2, 4, 6},
+                       {int_attr("q_num_heads", heads), int_attr("kv_num_heads", heads)}, &mask));
+    // The fully masked row: NaN from MultiHeadAttention, 0 in Attention.
+    EXPECT_TRUE(has_op(m, "", "IsNaN"));
   }
 }
 
-Case rotary_case(bool position_ids, bool three_d, int64_t rotary_dim) {
+Case rotary_case(bool position_ids, bool three_d, int64_t rotary_dim, bool interleaved = false,
+                 int64_t cache_width = 0) {
   Case c;
   const int64_t b = 2, h = 2, s = 3, d = 8, half = (rotary_dim ? rotary_dim : d) / 2;
   ir::Node n = fused("RotaryEmbedding", {"x", "cos", "sin"}, {"y"}, 23);
   if (three_d) n.attrs["num_heads"] = int_attr("num_heads", h);
   if (rotary_dim) n.attrs["rotary_embedding_dim"] = int_attr("rotary_embedding_dim", rotary_dim);
+  if (interleaved) n.attrs["interleaved"] = int_attr("interleaved", 1);
   c.inputs = {{"x", random_f32(three_d ? Dims{b, s, h * d} : Dims{b, h, s, d}, 21)}};
-  const Dims cache = position_ids ? Dims{7, half} : Dims{b, s, half};
+  const int64_t w = cache_width ? cache_width : half;
+  const Dims cache = position_ids ? Dims{7, w} : Dims{b, s, w};
   c.weights = {{"cos", random_f32(cache, 22)}, {"sin", random_f32(cache, 23)}};
   if (position_ids) {
     Tensor pos(DType::I64, {b, s});
@@ -297,10 +376,36 @@ Case rotary_case(bool position_ids, bool three_d, int64_t rotary_dim) {
 }
 
 TEST(ExportLowering, RotaryEmbeddingForms) {
-  both_modes(rotary_case(true, false, 0));
-  both_modes(rotary_case(false, false, 0));
-  both_modes(rotary_case(true, true, 0));
-  both_modes(rotary_case(false, false, 4));  // partial rotation passes the rest through
+  // With position ids: com.microsoft.RotaryEmbedding in contrib mode.
+  for (bool three_d : {false, true}) {
+    for (int64_t rot : {0, 4}) {
+      SCOPED_TRACE(std::to_string(three_d) + " " + std::to_string(rot));
+      auto [contrib, standard] = both_modes(rotary_case(true, three_d, rot));
+      EXPECT_TRUE(has_op(contrib, "com.microsoft", "RotaryEmbedding")) << ir::print(contrib.graph);
+      EXPECT_FALSE(has_op(standard, "com.microsoft", "RotaryEmbedding"));
+    }
+  }
+  // A cache wider than rotary_dim / 2 is sliced to the width ONNX Runtime reads.
+  auto [wide, wide_std] = both_modes(rotary_case(true, false, 4, false, 3));
+  EXPECT_TRUE(has_op(wide, "", "Slice"));
+  EXPECT_TRUE(has_op(wide, "com.microsoft", "RotaryEmbedding"));
+  // Without position ids (3-D caches) the contrib op has no form: standard ops in both modes.
+  for (int64_t rot : {0, 4}) {
+    auto [contrib, standard] = both_modes(rotary_case(false, false, rot));
+    EXPECT_FALSE(has_op(contrib, "com.microsoft", "RotaryEmbedding"));
+  }
+}
+
+TEST(ExportLowering, InterleavedRotaryOnlyInContribMode) {
+  for (bool three_d : {false, true}) {
+    for (int64_t rot : {0, 4}) {
+      const Case c = rotary_case(true, three_d, rot, true);
+      const ir::Model contrib = lower_and_compare(c, ExportMode::ContribOps);
+      EXPECT_TRUE(has_op(contrib, "com.microsoft", "RotaryEmbedding"));
+      ir::Model standard = c.model();
+      EXPECT_THROW(onnx_export::lower_for_onnx(standard, ExportMode::StandardOnly), Unsupported);
+    }
+  }
 }
 
 TEST(ExportLowering, FusedConvActivations) {

@@ -46,23 +46,8 @@ ir::Graph optimize_and_compare(const ir::Graph& reference, const Dims& x_dims, d
   ir::Graph optimized = reference;
   passes::optimize(optimized, OptimizationLevel::Extended);
   Tensor x = random_f32(x_dims, 11);
-  auto want = runtime::run_graph(reference, {Value::of(x)});
-  auto got = runtime::run_graph(optimized, {Value::of(x)});
-  EXPECT_EQ(want.size(), got.size());
-  for (size_t o = 0; o < want.size() && o < got.size(); ++o) {
-    const Tensor& w = want[o].tensor;
-    const Tensor& t = got[o].tensor;
-    EXPECT_EQ(w.dims(), t.dims());
-    EXPECT_EQ(w.dtype(), t.dtype());
-    if (w.dims() != t.dims()) continue;
-    for (int64_t i = 0; i < w.numel(); ++i) {
-      const float a = w.data<float>()[i], b = t.data<float>()[i];
-      if (std::abs(a - b) > tol * (1 + std::abs(a))) {
-        ADD_FAILURE() << "output " << o << " element " << i << ": " << a << " vs " << b;
-        break;
-      }
-    }
-  }
+  testing::expect_outputs_close(runtime::run_graph(reference, {Value::of(x)}),
+                                runtime::run_graph(optimized, {Value::of(x)}), tol);
   return optimized;
 }
 

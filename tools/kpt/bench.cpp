@@ -401,8 +401,8 @@ void add_bench(CLI::App& app) {
                   "NAME=FILE.npy, or NAME=DIMS (e.g. input_ids=8x128) for random valid values; "
                   "inputs sharing its dim names take the same sizes");
   cmd->add_option("--precision", a->precision,
-                  "fp32 (default), bf16, int8 or auto; fp16 with --target cuda")
-      ->check(CLI::IsMember({"fp32", "bf16", "int8", "auto", "fp16"}));
+                  "fp32 (default), bf16, int8 or auto; fp16 or fp8 with --target cuda")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8", "auto", "fp16", "fp8"}));
   cmd->add_option("--target", a->target, "cpu (default), cuda or cuda:N");
   cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
                 "with --target cuda: launch kernels one by one instead of replaying a CUDA graph");

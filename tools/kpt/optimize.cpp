@@ -108,9 +108,9 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("-o,--output", a->output,
                   "Write an engine file (.kpt): optimized graph, prepacked weights, plans");
   cmd->add_option("--precision", a->precision,
-                  "fp32, bf16, int8 or auto on the CPU (default fp32); fp16 (default), bf16 or "
-                  "fp32 on cuda")
-      ->check(CLI::IsMember({"fp32", "bf16", "int8", "auto", "fp16"}));
+                  "fp32, bf16, int8 or auto on the CPU (default fp32); fp16 (default), fp8, bf16 "
+                  "or fp32 on cuda")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8", "auto", "fp16", "fp8"}));
   cmd->add_option("--target", a->target,
                   "cpu (default), cuda or cuda:N: with -o the engine's target; without, cuda "
                   "prints where each node would run");

@@ -8,11 +8,13 @@
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/device.hpp"
 #include "backends/cuda/elementwise.hpp"
+#include "backends/cuda/fp8_product.hpp"
 #include "backends/cuda/graph.hpp"
 #include "backends/cuda/memory_pool.hpp"
 #include "backends/cuda/reduce.hpp"
 #include "backends/cuda/stream.hpp"
 #include "core/cast.hpp"
+#include "core/compare.hpp"
 #include "ops/run_node.hpp"
 
 namespace kpt::cuda {
@@ -31,6 +33,7 @@ size_t aligned(size_t b) {
 DType float_dtype_for(Precision p) {
   switch (p) {
     case Precision::FP16:
+    case Precision::FP8:
       return DType::F16;
     case Precision::BF16:
       return DType::BF16;
@@ -201,15 +204,15 @@ struct CudaExecutor::State {
   uint64_t runs = 0;
   // Set by run_profiled: events recorded before each node and after the last one.
   std::vector<cudaEvent_t>* node_events = nullptr;
+  std::vector<Fp8ProductKernel*> fp8_products;  // in the plan's nodes
+  std::string fp8_calibration;                  // how the scales were chosen, for the report
+  std::map<std::string, int> fp8_output_forms;  // settle_e4m3_output's results, counted
+  std::string fp8_selection;                    // which products kept FP8, for the report
 
   State(const ir::Graph& graph, const SessionOptions& o) : g(graph), options(o) {}
   ~State() {
     signatures.clear();
     weights.clear();
-    // Kernels may own device memory (the padded-weight GEMM's weights), freed on this stream;
-    // the plan is declared before the stream and would otherwise outlive it (a crash in
-    // cudaFreeAsync at session close, seen with the CNN executor tests).
-    for (PlanNode& n : plan.nodes) n.kernel.reset();
     if (stream) cudaStreamSynchronize(stream->get());
     if (error_word) cudaFree(error_word);
     if (error_host) cudaFreeHost(error_host);
@@ -542,7 +545,7 @@ CudaExecutor::CudaExecutor(const ir::Graph& g, const SessionOptions& options, in
   size_t bucket_shapes = 1;
   for (const auto& [name, symbol] : options.buckets.symbols) bucket_shapes *= symbol.sizes.size();
   st.max_signatures = kMaxExactSignatures + (options.buckets.empty() ? 0 : bucket_shapes);
-  st.plan = make_cuda_plan(g, st.float_dtype);
+  st.plan = make_cuda_plan(g, st.float_dtype, options.precision == Precision::FP8);
   st.stream = std::make_unique<Stream>();
   st.pool = &DevicePool::for_current_device();
   st.gemm = std::make_unique<CublasLtGemm>();
@@ -563,10 +566,112 @@ CudaExecutor::CudaExecutor(const ir::Graph& g, const SessionOptions& options, in
       st.weights.emplace(v, std::move(b));
     }
   }
+  // FP8 weights: quantized on the host, uploaded once; activation scales come from calibrate().
+  for (PlanNode& pn : st.plan.nodes) {
+    if (auto* f = dynamic_cast<Fp8ProductKernel*>(pn.kernel.get())) {
+      f->load();
+      st.fp8_products.push_back(f);
+    }
+  }
+  // After every load: a product writing e4m3 for the next one reads that one's scale.
+  for (Fp8ProductKernel* f : st.fp8_products) {
+    const std::string form = f->settle_e4m3_output(*st.gemm, st.s());
+    if (!form.empty()) st.fp8_output_forms[form]++;
+  }
   st.stream->synchronize();
 }
 
 CudaExecutor::~CudaExecutor() = default;
+
+namespace {
+
+// The smallest cosine over the outputs of `got` to `want` (tensor outputs).
+double min_cosine(const std::vector<Value>& got, const std::vector<Value>& want) {
+  double c = 1.0;
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+    if (got[i].is_tensor() && want[i].is_tensor())
+      c = std::min(c, compare_outputs(got[i].tensor, want[i].tensor, 0, 0).cosine);
+  }
+  return c;
+}
+
+}  // namespace
+
+// Which products keep FP8: all, when the calibration inputs' outputs stay within the accuracy
+// budget of the f16 run's; otherwise, as `auto` precision does on the CPU, each product's harm
+// alone (the outputs' cosine with only it in FP8) orders them, and they are switched to FP8
+// least harmful first, each kept only if the outputs stay within the budget. The budget is
+// SessionOptions::accuracy_budget (a cosine) with a fifth of its slack held back, since the
+// calibration inputs stand for the real ones. Returns the report line.
+std::string CudaExecutor::choose_fp8_products(State& st,
+                                              const std::function<std::vector<Value>()>& run_once,
+                                              const std::vector<Value>& reference) {
+  const double budget = st.options.accuracy_budget;
+  auto& products = st.fp8_products;
+  const double all = min_cosine(run_once(), reference);
+  std::ostringstream o;
+  o.precision(7);
+  if (budget <= 0 || all >= 1.0 - 0.8 * (1.0 - budget)) {
+    o << "all " << products.size() << " in FP8 (outputs' cosine to the f16 run " << all << ")";
+    return o.str();
+  }
+  const double target = 1.0 - 0.8 * (1.0 - budget);
+  std::vector<double> alone(products.size());
+  for (size_t i = 0; i < products.size(); ++i) {
+    for (size_t j = 0; j < products.size(); ++j) products[j]->set_fp8(j == i);
+    alone[i] = min_cosine(run_once(), reference);
+  }
+  std::vector<size_t> order(products.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return alone[a] > alone[b]; });
+  for (Fp8ProductKernel* f : products) f->set_fp8(false);
+  size_t kept = 0;
+  double reached = 1.0;
+  for (size_t i : order) {
+    products[i]->set_fp8(true);
+    const double c = min_cosine(run_once(), reference);
+    if (c >= target) {
+      ++kept;
+      reached = c;
+    } else {
+      products[i]->set_fp8(false);
+    }
+  }
+  o << kept << " of " << products.size() << " in FP8, the others declined for accuracy (outputs' "
+    << "cosine to the f16 run " << reached << ", target " << target << " from accuracy budget "
+    << budget << "; all in FP8: " << all << ")";
+  return o.str();
+}
+
+void CudaExecutor::calibrate(const std::vector<Value>& inputs) {
+  State& st = *s_;
+  std::lock_guard<std::mutex> lock(st.mu);
+  KPT_CUDA_CHECK(cudaSetDevice(st.device));
+  if (st.fp8_products.empty()) return;
+  // Eager runs (no graph: the kernels change behaviour between them) on their own signature;
+  // the outputs on the host.
+  auto run_once = [&] {
+    Signature sig;
+    PoolAllocator alloc(*st.pool, st.s());
+    std::vector<Slot> outs = st.execute(sig, inputs, {}, alloc, Mode::Eager, nullptr);
+    std::vector<Value> result = st.collect(outs, {});
+    outs.clear();
+    st.check_device_errors();
+    return result;
+  };
+  for (Fp8ProductKernel* f : st.fp8_products) f->start_calibration(st.s());
+  const std::vector<Value> reference = run_once();  // f16, every product observing its input
+  for (Fp8ProductKernel* f : st.fp8_products) f->finish_calibration(st.s());
+  std::string dims;
+  for (const Value& v : inputs) {
+    if (v.is_tensor()) dims += (dims.empty() ? "" : ", ") + dims_to_string(v.tensor.dims());
+  }
+  st.fp8_calibration = "one f16 run on inputs " + dims;
+  st.fp8_selection = choose_fp8_products(st, run_once, reference);
+  st.signatures.clear();
+  st.stream->synchronize();
+}
 
 std::vector<Value> CudaExecutor::run(const std::vector<Value>& inputs,
                                      const runtime::DeviceIo& io) const {
@@ -684,6 +789,14 @@ std::string CudaExecutor::report() const {
     << dtype_name(st.float_dtype) << "\n";
   o << "weights       " << st.weights.size() << " tensors, " << st.weight_bytes
     << " bytes on the device\n";
+  if (!st.fp8_products.empty())
+    o << "fp8 gemms     " << st.fp8_products.size()
+      << " (weights e4m3, scale amax/448 per tensor; activation scales amax/448 from "
+      << (st.fp8_calibration.empty() ? std::string("no calibration yet") : st.fp8_calibration)
+      << "; a run whose rows are not a multiple of 16 computes them in f16)\n";
+  if (!st.fp8_selection.empty()) o << "              " << st.fp8_selection << "\n";
+  for (const auto& [form, n] : st.fp8_output_forms)
+    o << "              " << n << " writing for the next FP8 product: " << form << "\n";
   o << st.plan.report(st.g);
   if (!st.options.cuda_graphs)
     o << "              (CUDA graphs turned off by the session options)\n";
@@ -703,7 +816,7 @@ std::unique_ptr<DeviceExecutor> make_cuda_executor(const ir::Graph& g,
 std::string describe_cuda_plan(const ir::Graph& g, Precision precision) {
   const DType f = cuda::float_dtype_for(precision);
   return "f32 values as " + std::string(dtype_name(f)) + "\n" +
-         cuda::make_cuda_plan(g, f).report(g);
+         cuda::make_cuda_plan(g, f, precision == Precision::FP8).report(g);
 }
 
 }  // namespace kpt::runtime

@@ -6,6 +6,7 @@
 // and no CPU fallback, the first run of each input signature records its allocations, places
 // them in one arena, captures the whole run as a graph, and later runs of that signature copy
 // their inputs in and replay it.
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -14,7 +15,7 @@
 
 namespace kpt::cuda {
 
-// What f32 values become on the device at `p`: f16, bf16, or f32 itself.
+// What f32 values become on the device at `p`: f16 (fp16, fp8), bf16, or f32 itself.
 DType float_dtype_for(Precision p);
 
 class CudaExecutor final : public runtime::DeviceExecutor {
@@ -26,9 +27,13 @@ class CudaExecutor final : public runtime::DeviceExecutor {
   std::vector<Value> run_profiled(const std::vector<Value>& inputs,
                                   std::vector<Session::NodeTime>& times) const override;
   std::string report() const override;
+  void calibrate(const std::vector<Value>& inputs) override;
 
  private:
   struct State;
+  static std::string choose_fp8_products(State& st,
+                                         const std::function<std::vector<Value>()>& run_once,
+                                         const std::vector<Value>& reference);
   std::unique_ptr<State> s_;
 };
 

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "backends/cuda/fp8_product.hpp"
 #include "ops/run_node.hpp"
 
 namespace kpt::cuda {
@@ -48,8 +49,8 @@ int64_t static_bytes(const PlanValue& v) {
 }
 
 GpuPrepareContext prepare_context(const CudaPlan& plan, const ir::Node& n, const PlanNode& pn,
-                                  DType float_dtype) {
-  GpuPrepareContext ctx{n, {}, {}, {}, {}, float_dtype, {}, false};
+                                  DType float_dtype, bool fp8 = false) {
+  GpuPrepareContext ctx{n, {}, {}, {}, {}, float_dtype, fp8, {}, false, nullptr, -1};
   for (int v : pn.in) {
     const PlanValue* pv = v < 0 ? nullptr : &plan.values[static_cast<size_t>(v)];
     ctx.input_types.push_back(pv ? pv->type : nullptr);
@@ -140,7 +141,7 @@ const Tensor* initializer_of_rank(const CudaPlan& plan, int v, size_t rank) {
 // kpt.MatMulBiasAct nodes without activation that project the same input by weights of the same
 // shape (attention's Q, K and V) run as one batched GEMM: the first node computes every output
 // (into one buffer, parts handed out), the others run nothing. Saves two launches per BERT layer.
-void merge_sibling_projections(CudaPlan& plan, const ir::Graph& g, DType float_dtype) {
+void merge_sibling_projections(CudaPlan& plan, const ir::Graph& g, DType float_dtype, bool fp8) {
   // (input, K, N, has bias, weight dtype) -> nodes
   std::map<std::tuple<int, int64_t, int64_t, bool, int>, std::vector<size_t>> groups;
   for (size_t k = 0; k < plan.nodes.size(); ++k) {
@@ -196,7 +197,9 @@ void merge_sibling_projections(CudaPlan& plan, const ir::Graph& g, DType float_d
     head.in = {x, add_weight(std::move(weights), base + "/sibling_weights")};
     if (has_bias) head.in.push_back(add_weight(std::move(bias), base + "/sibling_bias"));
     head.out = outs;
-    head.kernel = make_sibling_projections(float_dtype, count, has_bias);
+    const Tensor* stacked = plan.values[static_cast<size_t>(head.in[1])].initializer;
+    head.kernel = make_sibling_projections(float_dtype, count, has_bias,
+                                           fp8 && fp8_weight_refusal(kdim, ndim).empty(), stacked);
     for (size_t i = 1; i < members.size(); ++i) {
       PlanNode& other = plan.nodes[members[i]];
       other.in.clear();
@@ -205,6 +208,50 @@ void merge_sibling_projections(CudaPlan& plan, const ir::Graph& g, DType float_d
           "none(computed with a sibling projection)", [](GpuRunContext&, GpuArgs&) {},
           std::vector<bool>{});
     }
+  }
+}
+
+// FP8: the quantize of an FP8 product's input X moves into the kernel that makes X where that
+// kernel can write e4m3 as well: a LayerNorm or skip-LayerNorm writes an e4m3 copy beside its
+// f16 output (the residual reads that), and an FP8 product whose output only the next FP8
+// product reads (BERT's FFN in -> out) writes it in e4m3 only. An X that two FP8 products read
+// (two scales) keeps their own quantize passes; so does attention's output.
+void fuse_fp8_quantize(CudaPlan& plan, const ir::Graph& g, DType float_dtype) {
+  const size_t nv = plan.values.size();
+  std::vector<int> producer(nv, -1), readers(nv, 0), fp8_readers(nv, 0);
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    const PlanNode& pn = plan.nodes[k];
+    for (int v : pn.in)
+      if (v >= 0) readers[static_cast<size_t>(v)]++;
+    if (dynamic_cast<Fp8ProductKernel*>(pn.kernel.get()) && !pn.in.empty() && pn.in[0] >= 0)
+      fp8_readers[static_cast<size_t>(pn.in[0])]++;
+    for (int v : pn.out)
+      if (v >= 0) producer[static_cast<size_t>(v)] = static_cast<int>(k);
+  }
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    auto* reader = dynamic_cast<Fp8ProductKernel*>(plan.nodes[k].kernel.get());
+    if (!reader) continue;
+    const int x = plan.nodes[k].in[0];
+    if (x < 0 || fp8_readers[static_cast<size_t>(x)] != 1) continue;
+    const int p = producer[static_cast<size_t>(x)];
+    if (p < 0) continue;
+    PlanNode& pp = plan.nodes[static_cast<size_t>(p)];
+    const ir::Node& pnode = g.nodes[static_cast<size_t>(p)];
+    if (pp.where != Placement::Gpu) continue;
+    if (auto* up = dynamic_cast<Fp8ProductKernel*>(pp.kernel.get())) {
+      if (readers[static_cast<size_t>(x)] == 1 &&
+          !plan.values[static_cast<size_t>(x)].graph_output && pp.out.size() == 1)
+        up->write_e4m3_for(reader);
+      continue;
+    }
+    const bool norm =
+        (pnode.domain.empty() && pnode.op_type == "LayerNormalization") ||
+        (pnode.domain == "com.microsoft" && pnode.op_type == "SkipLayerNormalization");
+    if (!norm || pp.out.empty() || pp.out[0] != x) continue;
+    GpuPrepareContext ctx = prepare_context(plan, pnode, pp, float_dtype, true);
+    ctx.fp8_reader = reader;
+    ctx.output_value = x;
+    if (auto fused = GpuKernelRegistry::instance().prepare(ctx)) pp.kernel = std::move(fused);
   }
 }
 
@@ -222,7 +269,7 @@ int CudaPlan::id(const std::string& name) const {
   return -1;
 }
 
-CudaPlan make_cuda_plan(const ir::Graph& g, DType float_dtype) {
+CudaPlan make_cuda_plan(const ir::Graph& g, DType float_dtype, bool fp8) {
   CudaPlan plan;
   std::unordered_map<std::string, int> ids;
   auto value_id = [&](const std::string& name) -> int {
@@ -278,7 +325,19 @@ CudaPlan make_cuda_plan(const ir::Graph& g, DType float_dtype) {
     if (inputs_known && !ops::is_nondeterministic(n)) {
       pn.where = Placement::Host;
     } else {
-      pn.kernel = GpuKernelRegistry::instance().prepare(prepare_context(plan, n, pn, float_dtype));
+      // Only tensors live in device memory: sequences and optionals stay on the CPU.
+      bool tensors_only = true;
+      for (int v : pn.in) {
+        const ir::Type* t = v < 0 ? nullptr : plan.values[static_cast<size_t>(v)].type;
+        tensors_only = tensors_only && (!t || t->kind == ir::Type::Kind::Tensor);
+      }
+      for (int v : pn.out) {
+        const ir::Type* t = v < 0 ? nullptr : plan.values[static_cast<size_t>(v)].type;
+        tensors_only = tensors_only && (!t || t->kind == ir::Type::Kind::Tensor);
+      }
+      if (tensors_only)
+        pn.kernel =
+            GpuKernelRegistry::instance().prepare(prepare_context(plan, n, pn, float_dtype, fp8));
       if (pn.kernel) {
         for (size_t i = 0; i < pn.in.size(); ++i) {
           if (pn.in[i] >= 0 && pn.kernel->host_inputs[i] &&
@@ -314,7 +373,8 @@ CudaPlan make_cuda_plan(const ir::Graph& g, DType float_dtype) {
     plan.outputs.push_back(id);
   }
   skip_head_transposes(plan, g, float_dtype);
-  merge_sibling_projections(plan, g, float_dtype);
+  merge_sibling_projections(plan, g, float_dtype, fp8);
+  if (fp8) fuse_fp8_quantize(plan, g, float_dtype);
 
   // Where each value is during a run, to list the copies.
   std::vector<char> on_host(plan.values.size(), 0), on_dev(plan.values.size(), 0);

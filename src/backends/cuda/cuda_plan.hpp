@@ -58,7 +58,8 @@ struct CudaPlan {
   std::string report(const ir::Graph& g) const;
 };
 
-// Plans `g` (types inferred): `float_dtype` is the device type of f32 values.
-CudaPlan make_cuda_plan(const ir::Graph& g, DType float_dtype);
+// Plans `g` (types inferred): `float_dtype` is the device type of f32 values; `fp8`: products by
+// constant weights as FP8 GEMMs (Precision::FP8, fp8_product.hpp).
+CudaPlan make_cuda_plan(const ir::Graph& g, DType float_dtype, bool fp8 = false);
 
 }  // namespace kpt::cuda

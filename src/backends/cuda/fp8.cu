@@ -24,8 +24,9 @@ __global__ void amax_kernel(const T* __restrict__ x, int64_t n, float* amax) {
   if (threadIdx.x == 0) atomicMax(reinterpret_cast<int*>(amax), __float_as_int(m));
 }
 
-__global__ void scale_kernel(const float* amax, float* scale) {
+__global__ void scale_kernel(const float* amax, float* scale, float* inverse) {
   scale[0] = fmaxf(amax[0], 1e-12f) / kE4M3Max;
+  if (inverse) inverse[0] = 1.0f / scale[0];
 }
 
 template <typename T>
@@ -54,8 +55,8 @@ void update_amax(DType dtype, const void* x, int64_t n, float* amax, cudaStream_
   });
 }
 
-void scale_from_amax(const float* amax, float* scale, cudaStream_t stream) {
-  scale_kernel<<<1, 1, 0, stream>>>(amax, scale);
+void scale_from_amax(const float* amax, float* scale, cudaStream_t stream, float* inverse) {
+  scale_kernel<<<1, 1, 0, stream>>>(amax, scale, inverse);
   KPT_CUDA_CHECK_LAUNCH();
 }
 
@@ -72,8 +73,8 @@ void quantize_e4m3(DType dtype, const void* x, int64_t n, const float* scale, vo
 
 Fp8Calibrator::Fp8Calibrator() {
   require_device();
-  KPT_CUDA_CHECK(cudaMalloc(&state_, 2 * kScaleOffset * sizeof(float)));
-  KPT_CUDA_CHECK(cudaMemset(state_, 0, 2 * kScaleOffset * sizeof(float)));
+  KPT_CUDA_CHECK(cudaMalloc(&state_, kStateFloats * sizeof(float)));
+  KPT_CUDA_CHECK(cudaMemset(state_, 0, kStateFloats * sizeof(float)));
 }
 
 Fp8Calibrator::~Fp8Calibrator() {
@@ -81,7 +82,7 @@ Fp8Calibrator::~Fp8Calibrator() {
 }
 
 void Fp8Calibrator::reset(cudaStream_t stream) {
-  KPT_CUDA_CHECK(cudaMemsetAsync(state_, 0, 2 * kScaleOffset * sizeof(float), stream));
+  KPT_CUDA_CHECK(cudaMemsetAsync(state_, 0, kStateFloats * sizeof(float), stream));
 }
 
 void Fp8Calibrator::observe(DType dtype, const void* x, int64_t n, cudaStream_t stream) {
@@ -89,7 +90,7 @@ void Fp8Calibrator::observe(DType dtype, const void* x, int64_t n, cudaStream_t 
 }
 
 const float* Fp8Calibrator::finalize(cudaStream_t stream) {
-  scale_from_amax(state_, state_ + kScaleOffset, stream);
+  scale_from_amax(state_, state_ + kScaleOffset, stream, state_ + 2 * kScaleOffset);
   return state_ + kScaleOffset;
 }
 

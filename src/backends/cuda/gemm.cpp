@@ -85,6 +85,7 @@ struct CublasLtGemm::Plan {
   const CublasLtApi* api = nullptr;
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatrixLayout_t d = nullptr;  // FP8 output only; otherwise D has C's layout
   cublasLtMatmulAlgo_t algo{};
   bool has_bias = false;
   bool fp8 = false;
@@ -92,6 +93,7 @@ struct CublasLtGemm::Plan {
     if (a) api->layout_destroy(a);
     if (b) api->layout_destroy(b);
     if (c) api->layout_destroy(c);
+    if (d) api->layout_destroy(d);
     if (desc) api->desc_destroy(desc);
   }
 };
@@ -134,9 +136,12 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
   const cublasLtEpilogue_t epi = lt_epilogue(epilogue);
   check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
                "EPILOGUE");
+  // An e4m3 output takes C (unread: beta is 0) and bias as f16.
+  const bool fp8_out = out_dtype == DType::F8E4M3FN;
+  const DType c_dtype = fp8_out ? DType::F16 : out_dtype;
   plan->has_bias = epilogue != Epilogue::None && epilogue != Epilogue::Relu;
   if (plan->has_bias) {
-    const cudaDataType_t bias_type = cuda_type(out_dtype);
+    const cudaDataType_t bias_type = cuda_type(c_dtype);
     check_cublas(api_.desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                sizeof bias_type),
                  "BIAS_DATA_TYPE");
@@ -148,7 +153,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
   }
   const uint64_t m = static_cast<uint64_t>(shape.m), n = static_cast<uint64_t>(shape.n),
                  k = static_cast<uint64_t>(shape.k);
-  const cudaDataType_t tin = cuda_type(in_dtype), tout = cuda_type(out_dtype);
+  const cudaDataType_t tin = cuda_type(in_dtype), tout = cuda_type(c_dtype);
   if (shape.b_transposed) {
     check_cublas(api_.layout_create(&plan->a, tin, k, n, static_cast<int64_t>(k)), "layout B");
   } else {
@@ -156,6 +161,9 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
   }
   check_cublas(api_.layout_create(&plan->b, tin, k, m, static_cast<int64_t>(k)), "layout A");
   check_cublas(api_.layout_create(&plan->c, tout, n, m, static_cast<int64_t>(n)), "layout C");
+  if (fp8_out)
+    check_cublas(api_.layout_create(&plan->d, cuda_type(out_dtype), n, m, static_cast<int64_t>(n)),
+                 "layout D");
   if (shape.batch > 1) {
     // cuBLASLt's A (our B) and C step by one matrix per batch; its B (our A) is shared.
     const auto count = static_cast<int32_t>(shape.batch);
@@ -183,8 +191,8 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
   api_.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  const cublasStatus_t st = api_.heuristic(handle_, plan->desc, plan->a, plan->b, plan->c, plan->c,
-                                           pref, 1, &result, &found);
+  const cublasStatus_t st = api_.heuristic(handle_, plan->desc, plan->a, plan->b, plan->c,
+                                           plan->d ? plan->d : plan->c, pref, 1, &result, &found);
   api_.pref_destroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0)
     throw Error("cuBLASLt has no algorithm for " +
@@ -200,7 +208,8 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, int kind, const GemmS
 
 void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
                            const float* a_scale, const float* b_scale, float alpha,
-                           cudaStream_t stream, const void* residual) {
+                           cudaStream_t stream, const float* d_scale, const void* c_operand,
+                           float beta) {
   if (plan.has_bias) {
     if (!bias) throw Error("cuBLASLt GEMM: the epilogue needs a bias");
     check_cublas(api_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
@@ -215,10 +224,15 @@ void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, co
         api_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_scale, sizeof a_scale),
         "B_SCALE_POINTER");
   }
-  const float beta = residual ? 1.0f : 0.0f;
-  const void* c_in = residual ? residual : c;
-  check_cublas(api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c_in, plan.c, c,
-                           plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
+  if (plan.d) {
+    if (!d_scale) throw Error("FP8 GEMM: an e4m3 output needs d_scale");
+    check_cublas(
+        api_.desc_set(plan.desc, CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, &d_scale, sizeof d_scale),
+        "D_SCALE_POINTER");
+  }
+  check_cublas(api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta,
+                           c_operand ? c_operand : c, plan.c, c, plan.d ? plan.d : plan.c,
+                           &plan.algo, workspace_, workspace_bytes_, stream),
                "cublasLtMatmul");
 }
 
@@ -232,30 +246,30 @@ void CublasLtGemm::run(GemmPrecision precision, const GemmShape& shape, const vo
   std::lock_guard<std::mutex> lock(mu_);
   Plan& plan =
       plan_for(key, static_cast<int>(precision), shape, epilogue, out_dtype(precision), false);
-  execute(plan, a, b, c, bias, nullptr, nullptr, alpha, stream, residual);
+  // The residual is cuBLASLt's C, read with beta = 1.
+  execute(plan, a, b, c, bias, nullptr, nullptr, alpha, stream, nullptr, residual,
+          residual ? 1.0f : 0.0f);
 }
 
 void CublasLtGemm::run_fp8(const Fp8GemmArgs& args, cudaStream_t stream) {
-  if (args.m <= 0 || args.n <= 0 || args.k <= 0) throw Error("FP8 GEMM needs positive M, N, K");
+  if (args.m <= 0 || args.n <= 0 || args.k <= 0 || args.batch <= 0)
+    throw Error("FP8 GEMM needs positive M, N, K and batch");
   // cuBLASLt's FP8 kernels reject other shapes at launch (CUBLAS_STATUS_NOT_SUPPORTED, seen on
   // an H200 with M = 200); callers pad M (tokens) to a multiple of 16.
   if (args.m % 16 != 0 || args.k % 16 != 0 || args.n % 16 != 0)
     throw Error("FP8 GEMM needs M, N and K to be multiples of 16, got " + std::to_string(args.m) +
                 "x" + std::to_string(args.n) + "x" + std::to_string(args.k));
-  if (args.out != DType::BF16 && args.out != DType::F16) throw Error("FP8 GEMM writes f16 or bf16");
+  if (args.out != DType::BF16 && args.out != DType::F16 && args.out != DType::F8E4M3FN)
+    throw Error("FP8 GEMM writes f16, bf16 or e4m3");
   if (!args.a_scale || !args.b_scale) throw Error("FP8 GEMM needs both scales");
-  const GemmShape shape{args.m, args.n, args.k, true};
-  const Key key{kFp8Kind + (args.out == DType::F16 ? 1 : 0) * 8,
-                args.m,
-                args.n,
-                args.k,
-                true,
-                static_cast<int>(args.epilogue),
-                args.fast_accum,
-                1};
+  const GemmShape shape{args.m, args.n, args.k, true, args.batch};
+  const int out_code = args.out == DType::BF16 ? 0 : args.out == DType::F16 ? 1 : 2;
+  const Key key{kFp8Kind + out_code * 8,         args.m,          args.n,    args.k, true,
+                static_cast<int>(args.epilogue), args.fast_accum, args.batch};
   std::lock_guard<std::mutex> lock(mu_);
   Plan& plan = plan_for(key, kFp8Kind, shape, args.epilogue, args.out, args.fast_accum);
-  execute(plan, args.a, args.b, args.c, args.bias, args.a_scale, args.b_scale, 1.0f, stream);
+  execute(plan, args.a, args.b, args.c, args.bias, args.a_scale, args.b_scale, 1.0f, stream,
+          args.d_scale, args.out == DType::F8E4M3FN ? args.c_operand : nullptr);
 }
 
 }  // namespace kpt::cuda

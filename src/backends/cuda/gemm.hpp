@@ -38,7 +38,9 @@ struct GemmShape {
 // FP8 product: A [M,K] and B [N,K] (B must be transposed: the only layout cuBLASLt's FP8
 // kernels take) as e4m3 with one float scale each, read from device memory so that scales a
 // calibration computed on the device need no round trip. C = a_scale * b_scale * (A * B^T)
-// (+ bias, + activation), written as `out` (F16 or BF16).
+// (+ bias, + activation), written as `out`: F16 or BF16, or F8E4M3FN (then saturated to
+// e4m3 after multiplying by `d_scale`, the inverse of the scale its reader dequantizes with,
+// and `bias` is f16: an FP8 product that feeds another, e.g. BERT's FFN-in into FFN-out).
 struct Fp8GemmArgs {
   int64_t m = 0, n = 0, k = 0;
   const void* a = nullptr;
@@ -47,11 +49,19 @@ struct Fp8GemmArgs {
   const float* b_scale = nullptr;
   void* c = nullptr;
   DType out = DType::BF16;
-  const void* bias = nullptr;  // [N], of type `out`
+  const void* bias = nullptr;      // [N], of type `out` (f16 when `out` is e4m3)
+  const float* d_scale = nullptr;  // `out` e4m3 only
+  // `out` e4m3 only: what is passed as cuBLASLt's C (f16 layout; beta is 0, so never read):
+  // nullptr passes the output's own pointer (as PyTorch's _scaled_mm does). Callers that find
+  // that refused (Fp8ProductKernel's probe) pass separate memory.
+  const void* c_operand = nullptr;
   Epilogue epilogue = Epilogue::None;
   // Accumulates partial products in the tensor cores' own precision between K blocks: faster,
   // slightly less accurate (PyTorch's _scaled_mm use_fast_accum).
   bool fast_accum = false;
+  // Products of one A with `batch` B matrices stored back to back ([batch, N, K]) into C
+  // [batch, M, N], bias [batch, N]; one b_scale for all of them (sibling projections).
+  int64_t batch = 1;
 };
 
 class CublasLtGemm {
@@ -79,7 +89,7 @@ class CublasLtGemm {
                  DType out_dtype, bool fast_accum);
   void execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
                const float* a_scale, const float* b_scale, float alpha, cudaStream_t stream,
-               const void* residual = nullptr);
+               const float* d_scale = nullptr, const void* c_operand = nullptr, float beta = 0.0f);
 
   const CublasLtApi& api_;
   cublasLtHandle_t handle_ = nullptr;

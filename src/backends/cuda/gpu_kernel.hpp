@@ -39,6 +39,8 @@ struct GpuRunContext {
   std::map<std::pair<std::string, int>, DeviceBuffer>* derived = nullptr;
 };
 
+class Fp8ProductKernel;
+
 struct GpuPrepareContext {
   const ir::Node& node;
   std::vector<const ir::Type*> input_types;   // inferred; nullptr when unknown or omitted
@@ -48,11 +50,17 @@ struct GpuPrepareContext {
   // the only values a kernel may read on the host.
   std::vector<bool> host_known;
   DType float_dtype = DType::F16;  // what f32 values are stored and computed as on the device
+  // Precision::FP8: products by constant weights run as FP8 GEMMs (fp8_product.hpp).
+  bool fp8_gemms = false;
   // Inputs (and output 0) the planner hands over as [batch, seq, heads, head_dim] although the
   // node's type says [batch, heads, seq, head_dim]: it skipped the head transposes around an
   // Attention node (cuda_plan.cpp). Empty / false: as typed.
   std::vector<bool> seq_major_inputs;
   bool seq_major_output = false;
+  // FP8 plan fusion (cuda_plan.cpp): the FP8 product that reads output 0 (plan value id
+  // `output_value`); a kernel that can write that output in e4m3 too does so for it.
+  const Fp8ProductKernel* fp8_reader = nullptr;
+  int output_value = -1;
   bool seq_major_input(size_t i) const {
     return i < seq_major_inputs.size() && seq_major_inputs[i];
   }
@@ -129,8 +137,9 @@ class LambdaGpuKernel : public GpuKernel {
 // `count` projections of one input X [..., K] by weights W [count, K, N] (+ bias [count, N]) as
 // one batched GEMM; output i is X * W[i] (+ bias[i]), [..., N]. Inputs X, W(, bias). The planner
 // makes it for sibling kpt.MatMulBiasAct nodes (attention's Q, K and V projections).
-std::unique_ptr<GpuKernel> make_sibling_projections(DType float_dtype, int64_t count,
-                                                    bool has_bias);
+std::unique_ptr<GpuKernel> make_sibling_projections(DType float_dtype, int64_t count, bool has_bias,
+                                                    bool fp8 = false,
+                                                    const Tensor* stacked_weights = nullptr);
 
 // A product by a constant weight [K, N] whose N is not a multiple of 8 f16/bf16 elements (an LM
 // head over 50257 tokens): the weight is padded so cuBLASLt's aligned kernels run

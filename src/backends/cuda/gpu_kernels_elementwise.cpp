@@ -1,6 +1,7 @@
 // GPU adapters for element-wise and row-wise ops: broadcasting arithmetic, Where, unary math,
 // Gelu, Softmax, LayerNormalization, SkipLayerNormalization and ReduceMean over the last axis.
 #include "backends/cuda/elementwise.hpp"
+#include "backends/cuda/fp8_product.hpp"
 #include "backends/cuda/gpu_kernel.hpp"
 #include "backends/cuda/norm.hpp"
 #include "backends/cuda/pointwise.hpp"
@@ -18,6 +19,8 @@ std::pair<int64_t, int64_t> rows_cols(const Dims& d) {
 
 GpuKernelFactory binary_factory(BinaryOp op) {
   return [op](const GpuPrepareContext& c) -> std::unique_ptr<GpuKernel> {
+    // Max and Min take any number of inputs; the kernel takes two.
+    if (c.node.inputs.size() != 2) return nullptr;
     const DType a = c.device_dtype(0), b = c.device_dtype(1);
     const bool ints = a == DType::I64 || a == DType::I32;
     if (a != b || !(is_kernel_float(a) || (ints && op != BinaryOp::Pow))) return nullptr;
@@ -90,6 +93,22 @@ bool only_first_output(const ir::Node& node, size_t also_allowed = 0) {
   return true;
 }
 
+// FP8 plan fusion: a norm that also writes its output in e4m3 for the FP8 product reading it,
+// into the run's derived buffers (fp8_product.hpp), once that product quantizes its input.
+struct E4m3Copy {
+  const Fp8ProductKernel* reader = nullptr;
+  int value = -1;
+  explicit E4m3Copy(const GpuPrepareContext& c) : reader(c.fp8_reader), value(c.output_value) {}
+  std::string tag() const { return reader ? "(+e4m3 copy)" : ""; }
+  void attach(GpuRunContext& ctx, const DeviceBuffer& y, NormArgs& n) const {
+    if (!reader || !reader->quantizes_input() || !ctx.derived || value < 0) return;
+    DeviceBuffer q = ctx.alloc.allocate(DType::F8E4M3FN, y.dims());
+    n.y_e4m3 = q.data();
+    n.y_e4m3_inverse_scale = reader->input_inverse_scale();
+    ctx.derived->emplace(Fp8ProductKernel::fp8_copy_key(value), std::move(q));
+  }
+};
+
 std::unique_ptr<GpuKernel> make_layer_norm(const GpuPrepareContext& c) {
   const int64_t rank = c.input_rank(0);
   const DType dt = c.device_dtype(0);
@@ -98,8 +117,9 @@ std::unique_ptr<GpuKernel> make_layer_norm(const GpuPrepareContext& c) {
   if (axis != -1 && axis != rank - 1) return nullptr;
   if (c.device_dtype(1) != dt || (c.has_input(2) && c.device_dtype(2) != dt)) return nullptr;
   const float eps = c.node.attr_float("epsilon", 1e-5f);
+  const E4m3Copy e4m3(c);
   return std::make_unique<LambdaGpuKernel>(
-      "cuda.layer_norm", [eps](GpuRunContext& ctx, GpuArgs& g) {
+      "cuda.layer_norm" + e4m3.tag(), [eps, e4m3](GpuRunContext& ctx, GpuArgs& g) {
         const DeviceBuffer& x = *g.in[0];
         const auto [rows, cols] = rows_cols(x.dims());
         g.out[0] = ctx.alloc.allocate(x.dtype(), x.dims());
@@ -112,6 +132,7 @@ std::unique_ptr<GpuKernel> make_layer_norm(const GpuPrepareContext& c) {
         n.beta = g.in.size() > 2 && g.in[2] ? g.in[2]->data() : nullptr;
         n.y = g.out[0].data();
         n.epsilon = eps;
+        e4m3.attach(ctx, g.out[0], n);
         layer_norm(n, ctx.stream);
       });
 }
@@ -126,8 +147,9 @@ std::unique_ptr<GpuKernel> make_skip_layer_norm(const GpuPrepareContext& c) {
   if (!ti || !ts || !ti->shape || !ts->shape || *ti->shape != *ts->shape) return nullptr;
   const float eps = c.node.attr_float("epsilon", 1e-12f);
   const bool want_sum = c.node.outputs.size() > 3 && !c.node.outputs[3].empty();
+  const E4m3Copy e4m3(c);
   return std::make_unique<LambdaGpuKernel>(
-      "cuda.skip_layer_norm", [eps, want_sum](GpuRunContext& ctx, GpuArgs& g) {
+      "cuda.skip_layer_norm" + e4m3.tag(), [eps, want_sum, e4m3](GpuRunContext& ctx, GpuArgs& g) {
         const DeviceBuffer& x = *g.in[0];
         if (g.in[1]->dims() != x.dims())
           throw Error("SkipLayerNormalization on the GPU: skip " + g.in[1]->describe() +
@@ -149,6 +171,7 @@ std::unique_ptr<GpuKernel> make_skip_layer_norm(const GpuPrepareContext& c) {
           n.sum = g.out[3].data();
         }
         n.epsilon = eps;
+        e4m3.attach(ctx, g.out[0], n);
         skip_layer_norm(n, ctx.stream);
       });
 }

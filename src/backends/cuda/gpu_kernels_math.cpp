@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "backends/cuda/attention.hpp"
+#include "backends/cuda/fp8_product.hpp"
 #include "backends/cuda/gpu_kernel.hpp"
 #include "backends/cuda/pointwise.hpp"
 #include "backends/cuda/reduce.hpp"
@@ -86,22 +87,48 @@ bool product_shapes_ok(const GpuPrepareContext& c) {
   return true;
 }
 
-// A bias the epilogue can take: one value per output column, [N] or [1, N].
+// A bias the epilogue can take: one value per output column, [N] or [1, N] (not a single value
+// broadcast over the columns).
 bool is_row_bias(const GpuPrepareContext& c, size_t i) {
   const ir::Shape* s = shape_of(c, i);
   if (!s || s->empty()) return false;
   for (size_t d = 0; d + 1 < s->size(); ++d) {
     if (!(*s)[d].known() || (*s)[d].value != 1) return false;
   }
-  return true;
+  const ir::Type* out = c.output_types.empty() ? nullptr : c.output_types[0];
+  if (!out || !out->shape || out->shape->empty()) return false;
+  const ir::Dim& n = out->shape->back();
+  const ir::Dim& b = s->back();
+  return n.known() && b.known() ? n.value == b.value : !n.symbol.empty() && n.symbol == b.symbol;
+}
+
+// FP8 sessions: a product by a constant rank-2 weight as an FP8 GEMM. nullptr otherwise; when
+// the weight is constant but its dims do not fit FP8, `why_not` says so (for the kernel name).
+std::unique_ptr<GpuKernel> fp8_product(const GpuPrepareContext& c, bool b_transposed,
+                                       Epilogue epilogue, const std::string& activation,
+                                       std::string& why_not) {
+  if (!c.fp8_gemms || c.device_dtype(0) != DType::F16) return nullptr;
+  const Tensor* w = c.constants.size() > 1 ? c.constants[1] : nullptr;
+  if (!w || w->dims().size() != 2) return nullptr;
+  const int64_t k = b_transposed ? w->dims()[1] : w->dims()[0];
+  const int64_t n = b_transposed ? w->dims()[0] : w->dims()[1];
+  why_not = fp8_weight_refusal(k, n);
+  if (!why_not.empty()) return nullptr;
+  return std::make_unique<Fp8ProductKernel>(w, b_transposed, 1, epilogue, activation);
+}
+
+std::string f16_tag(DType dt, const std::string& fp8_refusal) {
+  return dtype_tag(dt) + (fp8_refusal.empty() ? "" : ", not fp8: " + fp8_refusal);
 }
 
 std::unique_ptr<GpuKernel> make_matmul(const GpuPrepareContext& c) {
   const DType dt = c.device_dtype(0);
   if (!is_kernel_float(dt) || c.device_dtype(1) != dt || !product_shapes_ok(c)) return nullptr;
+  std::string why_not;
+  if (auto k = fp8_product(c, false, Epilogue::None, "", why_not)) return k;
   if (wants_padded_weight(c)) return make_padded_weight_product(c, Epilogue::None);
   return std::make_unique<LambdaGpuKernel>(
-      "cublasLt.gemm(" + dtype_tag(dt) + ")", [](GpuRunContext& ctx, GpuArgs& g) {
+      "cublasLt.gemm(" + f16_tag(dt, why_not) + ")", [](GpuRunContext& ctx, GpuArgs& g) {
         run_product(ctx, g, *g.in[0], *g.in[1], nullptr, false, 1.0f, {});
       });
 }
@@ -129,10 +156,14 @@ std::unique_ptr<GpuKernel> make_matmul_bias_act(const GpuPrepareContext& c) {
   } else {
     return nullptr;
   }
+  std::string why_not;
+  if (!tail.erf_gelu) {
+    if (auto k = fp8_product(c, false, tail.epilogue, act, why_not)) return k;
+  }
   if (!tail.erf_gelu && (has_bias || act.empty()) && wants_padded_weight(c))
     return make_padded_weight_product(c, tail.epilogue);
   return std::make_unique<LambdaGpuKernel>(
-      "cublasLt.gemm(" + dtype_tag(dt) + (act.empty() ? "" : "+" + act) + ")",
+      "cublasLt.gemm(" + f16_tag(dt, why_not) + (act.empty() ? "" : "+" + act) + ")",
       [tail](GpuRunContext& ctx, GpuArgs& g) {
         const DeviceBuffer* bias = g.in.size() > 2 ? g.in[2] : nullptr;
         run_product(ctx, g, *g.in[0], *g.in[1], bias, false, 1.0f, tail);
@@ -150,8 +181,13 @@ std::unique_ptr<GpuKernel> make_gemm(const GpuPrepareContext& c) {
     return nullptr;
   const bool trans_b = c.node.attr_int("transB", 0) != 0;
   const float alpha = c.node.attr_float("alpha", 1.0f);
+  std::string why_not;
+  if (alpha == 1.0f) {
+    if (auto k = fp8_product(c, trans_b, has_bias ? Epilogue::Bias : Epilogue::None, "", why_not))
+      return k;
+  }
   return std::make_unique<LambdaGpuKernel>(
-      "cublasLt.gemm(" + dtype_tag(dt) + ")",
+      "cublasLt.gemm(" + f16_tag(dt, why_not) + ")",
       [trans_b, alpha, has_bias](GpuRunContext& ctx, GpuArgs& g) {
         ProductTail tail;
         tail.epilogue = has_bias ? Epilogue::Bias : Epilogue::None;
@@ -271,8 +307,14 @@ std::unique_ptr<GpuKernel> make_attention(const GpuPrepareContext& c) {
 
 }  // namespace
 
-std::unique_ptr<GpuKernel> make_sibling_projections(DType float_dtype, int64_t count,
-                                                    bool has_bias) {
+std::unique_ptr<GpuKernel> make_sibling_projections(DType float_dtype, int64_t count, bool has_bias,
+                                                    bool fp8, const Tensor* stacked_weights) {
+  if (fp8 && float_dtype == DType::F16 && stacked_weights) {
+    auto k = std::make_unique<Fp8ProductKernel>(stacked_weights, false, count,
+                                                has_bias ? Epilogue::Bias : Epilogue::None, "");
+    k->host_inputs.assign(has_bias ? 3 : 2, false);
+    return k;
+  }
   return std::make_unique<LambdaGpuKernel>(
       "cublasLt.gemm(" + dtype_tag(float_dtype) + " x" + std::to_string(count) + " siblings)",
       [count, has_bias](GpuRunContext& ctx, GpuArgs& g) {

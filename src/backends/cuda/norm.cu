@@ -3,6 +3,8 @@
 // shuffles alone (no block barrier), so the kernel runs at memory speed. Other rows: one block
 // per row with the row kept in shared memory. Both read the input once and compute mean and
 // variance in two passes over the kept copy (no cancellation from E[x^2] - E[x]^2).
+#include <cuda_fp8.h>
+
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/device_math.cuh"
 #include "backends/cuda/norm.hpp"
@@ -23,6 +25,7 @@ template <typename T, Kind kind>
 __global__ void norm_kernel(const T* __restrict__ x, const T* __restrict__ skip,
                             const T* __restrict__ bias, const T* __restrict__ gamma,
                             const T* __restrict__ beta, T* __restrict__ y, T* __restrict__ sum_out,
+                            __nv_fp8_storage_t* __restrict__ yq, const float* __restrict__ yq_inv,
                             int64_t cols, float epsilon) {
   extern __shared__ float row[];
   __shared__ float scratch[32];
@@ -51,10 +54,14 @@ __global__ void norm_kernel(const T* __restrict__ x, const T* __restrict__ skip,
     q += d * d;
   }
   const float inv_std = rsqrtf(block_sum(q, scratch) * inv_cols + epsilon);
+  const float q_inv = yq ? yq_inv[0] : 0.0f;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
     float v = (row[c] - mean) * inv_std * to_f32(gamma[c]);
     if (kind != Kind::Rms && beta) v += to_f32(beta[c]);
-    y[r * cols + c] = from_f32<T>(v);
+    const T out = from_f32<T>(v);
+    y[r * cols + c] = out;
+    if (yq)
+      yq[r * cols + c] = __nv_cvt_float_to_fp8(to_f32(out) * q_inv, __NV_SATFINITE, __NV_E4M3);
   }
 }
 
@@ -64,6 +71,7 @@ __global__ void __launch_bounds__(128)
     norm_warp_kernel(const T* __restrict__ x, const T* __restrict__ skip,
                      const T* __restrict__ bias, const T* __restrict__ gamma,
                      const T* __restrict__ beta, T* __restrict__ y, T* __restrict__ sum_out,
+                     __nv_fp8_storage_t* __restrict__ yq, const float* __restrict__ yq_inv,
                      int64_t rows, int cols, float epsilon) {
   constexpr int E = Pack<T>::kCount;
   const int lane = static_cast<int>(threadIdx.x % 32);
@@ -113,6 +121,7 @@ __global__ void __launch_bounds__(128)
   }
   const float inv_std = rsqrtf(detail::warp_sum(q) * inv_cols + epsilon);
   auto* yr = reinterpret_cast<Pack<T>*>(y + r * cols);
+  const float q_inv = yq ? yq_inv[0] : 0.0f;
 #pragma unroll
   for (int j = 0; j < vpl; ++j) {
     const int c = lane + j * 32;
@@ -128,6 +137,15 @@ __global__ void __launch_bounds__(128)
       out.v[e] = from_f32<T>(t);
     }
     yr[c] = out;
+    if (yq) {
+      __nv_fp8_storage_t qv[E];
+#pragma unroll
+      for (int e = 0; e < E; ++e)
+        qv[e] = __nv_cvt_float_to_fp8(to_f32(out.v[e]) * q_inv, __NV_SATFINITE, __NV_E4M3);
+      __nv_fp8_storage_t* dst = yq + r * cols + static_cast<int64_t>(c) * E;
+#pragma unroll
+      for (int e = 0; e < E; ++e) dst[e] = qv[e];
+    }
   }
 }
 
@@ -151,7 +169,8 @@ bool launch_warp_rows(const NormArgs& a, cudaStream_t stream) {
     kernel<<<grid, 32 * rows_per_block, 0, stream>>>(
         static_cast<const T*>(a.x), static_cast<const T*>(a.skip), static_cast<const T*>(a.bias),
         static_cast<const T*>(a.gamma), static_cast<const T*>(a.beta), static_cast<T*>(a.y),
-        static_cast<T*>(a.sum), a.rows, static_cast<int>(a.cols), a.epsilon);
+        static_cast<T*>(a.sum), static_cast<__nv_fp8_storage_t*>(a.y_e4m3), a.y_e4m3_inverse_scale,
+        a.rows, static_cast<int>(a.cols), a.epsilon);
   };
   if (lanes_vectors <= 1) {
     go(norm_warp_kernel<T, kind, 1>);
@@ -173,6 +192,8 @@ void launch(const NormArgs& a, cudaStream_t stream, const char* what) {
   if (a.rows <= 0 || a.cols <= 0) return;
   if (!a.x || !a.gamma || !a.y) throw Error(std::string(what) + ": x, gamma and y are required");
   if (kind == Kind::SkipLayer && !a.skip) throw Error("skip LayerNorm needs skip");
+  if (a.y_e4m3 && !a.y_e4m3_inverse_scale)
+    throw Error(std::string(what) + ": an e4m3 copy of y needs its inverse scale");
   const size_t smem = static_cast<size_t>(a.cols) * sizeof(float);
   const int threads = a.cols <= 1024 ? 128 : 256;
   detail::dispatch_float(a.dtype, what, [&](auto tag) {
@@ -183,7 +204,8 @@ void launch(const NormArgs& a, cudaStream_t stream, const char* what) {
     kernel<<<static_cast<unsigned>(a.rows), threads, smem, stream>>>(
         static_cast<const T*>(a.x), static_cast<const T*>(a.skip), static_cast<const T*>(a.bias),
         static_cast<const T*>(a.gamma), static_cast<const T*>(a.beta), static_cast<T*>(a.y),
-        static_cast<T*>(a.sum), a.cols, a.epsilon);
+        static_cast<T*>(a.sum), static_cast<__nv_fp8_storage_t*>(a.y_e4m3), a.y_e4m3_inverse_scale,
+        a.cols, a.epsilon);
     KPT_CUDA_CHECK_LAUNCH();
   });
 }

@@ -22,6 +22,11 @@ struct NormArgs {
   const void* skip = nullptr;
   const void* bias = nullptr;
   void* sum = nullptr;
+  // Optional: y also in e4m3, e4m3(y * y_e4m3_inverse_scale[0]) saturated from y as rounded to
+  // the type: the bytes quantize_e4m3 (fp8.hpp) makes of y, for an FP8 product reading y
+  // (fp8_product.hpp) without a pass of its own.
+  void* y_e4m3 = nullptr;
+  const float* y_e4m3_inverse_scale = nullptr;
 };
 
 void layer_norm(const NormArgs& args, cudaStream_t stream);
