@@ -165,14 +165,13 @@ cuda::GpuPrepareContext context_for(const ir::Node& node, const std::vector<ir::
                                     DType dt) {
   std::vector<const ir::Type*> in;
   for (const ir::Type& t : types) in.push_back(&t);
-  return cuda::GpuPrepareContext{node,
-                                 in,
-                                 {nullptr},
-                                 std::vector<const Tensor*>(types.size(), nullptr),
-                                 std::vector<bool>(types.size(), false),
-                                 dt,
-                                 {},
-                                 false};
+  return cuda::GpuPrepareContext{.node = node,
+                                 .input_types = in,
+                                 .output_types = {nullptr},
+                                 .constants = std::vector<const Tensor*>(types.size(), nullptr),
+                                 .host_known = std::vector<bool>(types.size(), false),
+                                 .float_dtype = dt,
+                                 .seq_major_inputs = {}};
 }
 
 // Prepares `node` on the GPU for inputs of `dt` and runs it; fails when no kernel takes it.
