@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "analysis/shape_inference.hpp"
 #include "ir/graph.hpp"
 #include "kpt/error.hpp"
 #include "kpt/session.hpp"
@@ -124,10 +123,11 @@ CaseResult run_case_inline(const CaseDir& c, const Options& o) {
     if (o.target != "cpu") {
       // Whether the backend claims the case is decided from the plan, which needs no device:
       // the cases it does not claim cost no CUDA context.
-      SessionOptions plan_only;
-      plan_only.fast_kernels = false;
-      ir::Graph planned = Session::open(model, plan_only).graph();
-      analysis::infer_shapes(planned);
+      SessionOptions unoptimized;
+      unoptimized.optimization = OptimizationLevel::None;
+      unoptimized.fast_kernels = false;
+      const ir::Graph planned =
+          runtime::optimize_for_cuda(Session::open(model, unoptimized).graph(), so.optimization);
       const std::string plan = runtime::describe_cuda_plan(planned, so.precision);
       if (plan.find("cpu fallbacks 0") == std::string::npos) {
         const auto at = plan.find("cpu fallbacks");

@@ -1,8 +1,16 @@
 #include "runtime/device_executor.hpp"
 
+#include "analysis/shape_inference.hpp"
 #include "kpt/error.hpp"
 
 namespace kpt::runtime {
+
+ir::Graph optimize_for_cuda(ir::Graph g, OptimizationLevel level, passes::OptimizeReport* report) {
+  passes::OptimizeReport r = passes::optimize(g, level, passes::PassTarget::Gpu);
+  analysis::infer_shapes(g);
+  if (report) *report = std::move(r);
+  return g;
+}
 
 DeviceTarget parse_target(const std::string& s) {
   DeviceTarget t;

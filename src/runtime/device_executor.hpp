@@ -10,6 +10,7 @@
 
 #include "ir/graph.hpp"
 #include "kpt/session.hpp"
+#include "passes/pass_manager.hpp"
 
 namespace kpt::runtime {
 
@@ -48,6 +49,12 @@ class DeviceExecutor {
 std::unique_ptr<DeviceExecutor> make_cuda_executor(const ir::Graph& g,
                                                    const SessionOptions& options,
                                                    const DeviceTarget& target);
+
+// The graph a cuda session runs, made without a device: `unoptimized` through the passes for the
+// GPU target at `level` (CPU-layout passes left out), shapes inferred. `report`, when given,
+// receives the passes' report.
+ir::Graph optimize_for_cuda(ir::Graph unoptimized, OptimizationLevel level,
+                            passes::OptimizeReport* report = nullptr);
 
 // Where each node of `g` (optimized, types inferred) would run on target cuda at `precision`,
 // and the copies a run would make: the plan part of the executor's report, computed without a

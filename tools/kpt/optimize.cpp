@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <iostream>
 
-#include "analysis/shape_inference.hpp"
 #include "engine/engine_target.hpp"
 #include "ir/graph.hpp"
 #include "kpt/session.hpp"
@@ -64,10 +63,9 @@ void run(const Args& a) {
     // target, as a cuda session runs them at open.
     options.optimization = OptimizationLevel::None;
     Session session = Session::open(a.model, options);
-    ir::Graph g = session.graph();
-    const passes::OptimizeReport report =
-        passes::optimize(g, passes::level_from_name(a.level), passes::PassTarget::Gpu);
-    analysis::infer_shapes(g);
+    passes::OptimizeReport report;
+    const ir::Graph g =
+        runtime::optimize_for_cuda(session.graph(), passes::level_from_name(a.level), &report);
     if (a.explain || !a.print_graph) std::cout << report.explain();
     if (a.print_graph) std::cout << ir::print(g);
     std::cout << "plan for target " << a.target << ", precision " << precision << ": "
