@@ -1,8 +1,12 @@
 // Flash attention against the reference ONNX Attention kernel (opset 23) on the same f16/bf16
 // values: both head dims, causal and not, with and without key padding, sizes that are not
-// multiples of the kernel's tiles.
+// multiples of the kernel's tiles, contiguous and seq-major ([batch, seq, heads, D]) operands;
+// every kernel (tile) the device has.
 #include "backends/cuda/attention.hpp"
 
+#include <cstring>
+
+#include "backends/cuda/device.hpp"
 #include "kpt/error.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
 
@@ -12,7 +16,30 @@ namespace {
 struct Case {
   int64_t batch, heads, seq_q, seq_kv, dim;
   bool causal, padded;
+  bool seq_major = false;  // operands laid out [batch, seq, heads, D], read through strides
 };
+
+// The kernels this device runs: mma.sync everywhere, wgmma on compute capability 9.0.
+std::vector<int> device_tiles() {
+  const auto& dev = cuda::current_device();
+  if (dev.major == 9 && dev.minor == 0) return {2, 3, cuda::kTileWgmma, cuda::kTileWgmmaOverlap};
+  return {2, 3};
+}
+
+// [d0, d1, d2, d3] -> [d0, d2, d1, d3] (swaps heads and seq), any element size.
+Tensor swap_middle(const Tensor& t) {
+  const Dims& d = t.dims();
+  Tensor out(t.dtype(), {d[0], d[2], d[1], d[3]});
+  const size_t row = static_cast<size_t>(d[3]) * dtype_size(t.dtype());
+  const auto* src = static_cast<const unsigned char*>(t.raw());
+  auto* dst = static_cast<unsigned char*>(out.raw());
+  for (int64_t a = 0; a < d[0]; ++a)
+    for (int64_t b = 0; b < d[1]; ++b)
+      for (int64_t c = 0; c < d[2]; ++c)
+        std::memcpy(dst + ((a * d[2] + c) * d[1] + b) * row,
+                    src + ((a * d[1] + b) * d[2] + c) * row, row);
+  return out;
+}
 
 void run_case(DType dt, const Case& c, int tile = 0) {
   auto& g = gpu();
@@ -27,8 +54,10 @@ void run_case(DType dt, const Case& c, int tile = 0) {
     lens.data<int32_t>()[b] = static_cast<int32_t>(len);
     for (int64_t j = 0; j < c.seq_kv; ++j) mask.data<bool>()[b * c.seq_kv + j] = j < len;
   }
-  const auto dq = g.upload(q), dk = g.upload(k), dv = g.upload(v), dlens = g.upload(lens);
-  auto dout = g.poisoned(dt, q.dims());
+  auto layout = [&](const Tensor& t) { return c.seq_major ? swap_middle(t) : t; };
+  const auto dq = g.upload(layout(q)), dk = g.upload(layout(k)), dv = g.upload(layout(v));
+  const auto dlens = g.upload(lens);
+  auto dout = g.poisoned(dt, layout(q).dims());
   cuda::AttentionArgs a;
   a.dtype = dt;
   a.batch = c.batch;
@@ -43,8 +72,12 @@ void run_case(DType dt, const Case& c, int tile = 0) {
   a.causal = c.causal;
   a.kv_lens = c.padded ? dlens.data_as<int32_t>() : nullptr;
   a.tile = tile;
+  if (c.seq_major) {
+    a.q_strides = a.o_strides = cuda::HeadStrides::seq_major(c.heads, c.seq_q, c.dim);
+    a.k_strides = a.v_strides = cuda::HeadStrides::seq_major(c.heads, c.seq_kv, c.dim);
+  }
   cuda::flash_attention(a, g.stream.get());
-  const Tensor got = g.download(dout);
+  const Tensor got = c.seq_major ? swap_middle(g.download(dout)) : g.download(dout);
 
   std::vector<Tensor> in{to_f32(q), to_f32(k), to_f32(v)};
   if (c.padded) in.push_back(mask);
@@ -57,7 +90,8 @@ void run_case(DType dt, const Case& c, int tile = 0) {
                    std::to_string(c.batch) + " H" + std::to_string(c.heads) + " Sq" +
                    std::to_string(c.seq_q) + " Skv" + std::to_string(c.seq_kv) + " D" +
                    std::to_string(c.dim) + (c.causal ? " causal" : "") +
-                   (c.padded ? " padded" : "") + " tile " + std::to_string(tile));
+                   (c.padded ? " padded" : "") + (c.seq_major ? " seq-major" : "") + " tile " +
+                   std::to_string(tile));
 }
 
 TEST(CudaAttention, MatchesReference) {
@@ -65,7 +99,26 @@ TEST(CudaAttention, MatchesReference) {
     for (int64_t dim : {64, 128})
       for (bool causal : {false, true})
         for (bool padded : {false, true})
-          for (int tile : {2, 3}) run_case(dt, {2, 3, 200, 200, dim, causal, padded}, tile);
+          for (int tile : device_tiles()) run_case(dt, {2, 3, 200, 200, dim, causal, padded}, tile);
+}
+
+// Longer than the wgmma kernel's 128-key blocks and 128-row query blocks several times over,
+// with lengths that end mid-block.
+TEST(CudaAttention, LongSequences) {
+  for (DType dt : {DType::F16, DType::BF16})
+    for (int tile : device_tiles()) {
+      run_case(dt, {1, 2, 600, 600, 128, true, true}, tile);
+      run_case(dt, {2, 2, 520, 777, 64, false, true}, tile);
+    }
+}
+
+// The executor's layout: Q, K, V and O read and written as [batch, seq, heads, D].
+TEST(CudaAttention, SeqMajorOperands) {
+  for (DType dt : {DType::F16, DType::BF16})
+    for (int tile : device_tiles()) {
+      run_case(dt, {2, 3, 130, 130, 64, false, true, true}, tile);
+      run_case(dt, {2, 3, 257, 257, 128, true, false, true}, tile);
+    }
 }
 
 TEST(CudaAttention, UnequalQueryAndKeyLengths) {
@@ -73,7 +126,10 @@ TEST(CudaAttention, UnequalQueryAndKeyLengths) {
     run_case(dt, {1, 2, 70, 300, 128, false, false});
     run_case(dt, {2, 2, 129, 65, 64, false, true});
     run_case(dt, {1, 4, 300, 300, 128, true, false});
-    run_case(dt, {1, 4, 300, 300, 128, true, false}, 2);
+    for (int tile : device_tiles()) {
+      run_case(dt, {1, 4, 300, 300, 128, true, false}, tile);
+      run_case(dt, {1, 2, 300, 70, 64, true, true}, tile);
+    }
   }
 }
 

@@ -23,6 +23,7 @@ struct HeadStrides {
 };
 
 constexpr int kTileWgmma = 4;
+constexpr int kTileWgmmaOverlap = 5;
 
 struct AttentionArgs {
   DType dtype = DType::F16;  // F16 or BF16 (Q, K, V and O)
@@ -43,7 +44,8 @@ struct AttentionArgs {
   // Kernel, for tests and benchmarks comparing them: 0 = chosen by the device and seq_kv;
   // mma.sync (sm_80 and up): 2 = 4 warps of 32 query rows over 64-key blocks, 3 = the same over
   // 32-key blocks; kTileWgmma (compute capability 9.0 only) = 2 warpgroups of 64 query rows over
-  // 128-key blocks with wgmma.
+  // 128-key blocks with wgmma; kTileWgmmaOverlap (9.0 only) = the same with each block's softmax
+  // overlapping the previous block's P V product.
   int tile = 0;
 };
 

@@ -49,18 +49,153 @@ __device__ __forceinline__ void load_tile(uint32_t tile, const T* src, int64_t r
     cp_async16(tile + sm90::sw128_offset(ROWS, r, ch), g, ok ? 16 : 0);
   }
 }
+
+// Per-thread view of one warpgroup's 64 x 128 score tile (wgmma accumulator layout): element i
+// is row g (+8 when i % 4 >= 2) of the thread's warp, key (i / 4) * 8 + 2t (+1 for odd i).
+// Sets keys past the padding or the causal diagonal to -inf.
+template <bool kCausal>
+__device__ __forceinline__ void mask_scores(float (&s)[kBc / 2], int64_t kv0, int64_t kv_len,
+                                            int64_t q0, int wrow, int g, int t) {
+  const bool need_mask = kv0 + kBc > kv_len || (kCausal && kv0 + kBc - 1 > q0 + wrow);
+  if (!need_mask) return;
+  const int key_limit = static_cast<int>(min(kv_len - kv0, static_cast<int64_t>(kBc)));
+  const int diag = static_cast<int>(q0 - kv0);  // key_local > row_local + diag is masked
+#pragma unroll
+  for (int i = 0; i < kBc / 2; ++i) {
+    const int key = (i / 4) * 8 + 2 * t + (i & 1);
+    const int row = wrow + g + ((i & 2) ? 8 : 0);
+    if (key >= key_limit || (kCausal && key > row + diag)) s[i] = -INFINITY;
+  }
+}
+
+// Online softmax over one score tile in the exp2 domain: s becomes exp2(s * scale - m) in place,
+// the running max and (per-thread partial) sum advance, and alpha[h] is the factor by which the
+// output rows of half h (row g, row g + 8) must shrink.
+__device__ __forceinline__ void softmax_step(float (&s)[kBc / 2], float (&m_run)[2],
+                                             float (&l_run)[2], float (&alpha)[2],
+                                             float scale_log2) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < kBc / 8; ++nt)
+      mx = fmaxf(mx, fmaxf(s[nt * 4 + 2 * hh], s[nt * 4 + 2 * hh + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m_run[hh], mx * scale_log2);
+    const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // all masked so far
+    alpha[hh] = fast_exp2(m_run[hh] - m_use);
+    float sum = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < kBc / 8; ++nt) {
+      float& s0 = s[nt * 4 + 2 * hh];
+      float& s1 = s[nt * 4 + 2 * hh + 1];
+      s0 = fast_exp2(fmaf(s0, scale_log2, -m_use));
+      s1 = fast_exp2(fmaf(s1, scale_log2, -m_use));
+      sum += s0 + s1;
+    }
+    l_run[hh] = l_run[hh] * alpha[hh] + sum;  // per thread; the quad is summed at the end
+    m_run[hh] = m_new;
+  }
+}
+
+template <int D>
+__device__ __forceinline__ void rescale(float (&acc)[D / 2], const float (&alpha)[2]) {
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) {
+    acc[dt * 4 + 0] *= alpha[0];
+    acc[dt * 4 + 1] *= alpha[0];
+    acc[dt * 4 + 2] *= alpha[1];
+    acc[dt * 4 + 3] *= alpha[1];
+  }
+}
+
+// P as wgmma A fragments: k-step kk covers keys 16 kk .. 16 kk + 15 (8-key tiles 2 kk, 2 kk + 1).
+template <typename T>
+__device__ __forceinline__ void pack_p(const float (&s)[kBc / 2], uint32_t (&p)[kBc / 16][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kBc / 16; ++kk) {
+    p[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+    p[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+    p[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+    p[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+  }
+}
+
+// Issues S = Q K^T for this warpgroup's 64 rows (K tile at skt), uncommitted.
+template <typename T, int D>
+__device__ __forceinline__ void issue_qk(float (&s)[kBc / 2], uint32_t sq, uint32_t skt,
+                                         int wg_row) {
+  using namespace sm90;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const uint64_t da =
+        sw128_desc(sq + (kk / 4) * (kBr * 128) + wg_row * 128 + (kk % 4) * 32, 16, 1024);
+    const uint64_t db = sw128_desc(skt + (kk / 4) * (kBc * 128) + (kk % 4) * 32, 16, 1024);
+    wgmma_ss<kBc, T>(s, da, db, kk > 0);
+  }
+}
+
+// Issues O += P V (V tile at svt, N-major: 64-column panels kBc * 128 bytes apart), uncommitted.
+template <typename T, int D>
+__device__ __forceinline__ void issue_pv(float (&acc)[D / 2], const uint32_t (&p)[kBc / 16][4],
+                                         uint32_t svt) {
+  using namespace sm90;
+#pragma unroll
+  for (int kk = 0; kk < kBc / 16; ++kk)
+    wgmma_rs<D, T>(acc, p[kk], sw128_desc(svt + kk * 16 * 128, kBc * 128, 1024), 1);
+}
+
+// Divides by the row sums and writes this thread's output elements (rows past seq_q skipped).
+template <typename T, int D>
+__device__ __forceinline__ void store_output(const float (&acc)[D / 2], const float (&l_run)[2],
+                                             T* og, int64_t row0, int64_t seq_q, int64_t stride,
+                                             int t) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    float l = l_run[hh];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    const int64_t row = row0 + hh * 8;
+    if (row < seq_q) {
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        const uint32_t packed =
+            pack2<T>(acc[dt * 4 + 2 * hh] * inv, acc[dt * 4 + 2 * hh + 1] * inv);
+        *reinterpret_cast<uint32_t*>(og + row * stride + dt * 8 + 2 * t) = packed;
+      }
+    }
+  }
+}
 #endif
 
-template <typename T, int D, bool kCausal>
+// Arguments of both kernels.
+template <typename T>
+struct Params {
+  const T* q;
+  const T* k;
+  const T* v;
+  T* o;
+  int64_t heads, seq_q, seq_kv;
+  float scale_log2;
+  const int32_t* kv_lens;
+  HeadStrides qs, ks, vs, os;
+};
+
+// kOverlap false: per key block, S = Q K^T, softmax, O += P V, each waited for in turn (the two
+// warpgroups overlap each other). kOverlap true (FlashAttention-3's intra-warpgroup overlap):
+// S_j = Q K_j^T and O += P_{j-1} V_{j-1} are issued together, and the softmax of S_j runs while
+// the tensor cores still multiply P_{j-1} V_{j-1}.
+template <typename T, int D, bool kCausal, bool kOverlap>
 __global__ void __launch_bounds__(kThreads, 1)
-    flash_forward_sm90(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
-                       T* __restrict__ o, int64_t heads, int64_t seq_q, int64_t seq_kv,
-                       float scale_log2, const int32_t* __restrict__ kv_lens, HeadStrides qs,
-                       HeadStrides ks, HeadStrides vs, HeadStrides os) {
+    flash_forward_sm90(const __grid_constant__ Params<T> a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace sm90;
+  // Blocks of queries and keys are the same size and aligned, so no key block lies wholly above
+  // a warpgroup's rows under the causal mask: every warpgroup works on every block.
+  static_assert(kBr == kBc);
   constexpr int kTileQ = kBr * D * 2, kTileKV = kBc * D * 2;  // bytes
-  constexpr int kPanelQ = kBr * 128, kPanelKV = kBc * 128;    // bytes per 64-column panel
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
   const uint32_t sq = base;
@@ -70,15 +205,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Causal blocks with more queries see more keys: start those first.
   const int qb = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
   const int64_t bh = blockIdx.y;
-  const int64_t b = bh / heads, h = bh % heads;
+  const int64_t b = bh / a.heads, h = bh % a.heads;
   const int64_t q0 = static_cast<int64_t>(qb) * kBr;
-  const T* qg = q + b * qs.batch + h * qs.head;
-  const T* kg = k + b * ks.batch + h * ks.head;
-  const T* vg = v + b * vs.batch + h * vs.head;
-  T* og = o + b * os.batch + h * os.head;
+  const T* qg = a.q + b * a.qs.batch + h * a.qs.head;
+  const T* kg = a.k + b * a.ks.batch + h * a.ks.head;
+  const T* vg = a.v + b * a.vs.batch + h * a.vs.head;
+  T* og = a.o + b * a.os.batch + h * a.os.head;
 
-  int64_t kv_len = seq_kv;
-  if (kv_lens) kv_len = min(kv_len, static_cast<int64_t>(max(kv_lens[b], 0)));
+  int64_t kv_len = a.seq_kv;
+  if (a.kv_lens) kv_len = min(kv_len, static_cast<int64_t>(max(a.kv_lens[b], 0)));
   int64_t kv_end = kv_len;
   if (kCausal) kv_end = min(kv_end, q0 + kBr);
   const int n_blocks = static_cast<int>((max(kv_end, int64_t{0}) + kBc - 1) / kBc);
@@ -87,175 +222,153 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int wg_row = wg * 64;                               // warpgroup's first row in the block
   const int wrow = wg_row + ((threadIdx.x / 32) % 4) * 16;  // warp's first row
-
-  load_tile<T, D, kBr>(sq, qg, q0, seq_q, qs.seq);
-  if (n_blocks > 0) load_tile<T, D, kBc>(sk, kg, 0, seq_kv, ks.seq);
-  cp_async_commit();
-  if (n_blocks > 0) load_tile<T, D, kBc>(sv, vg, 0, seq_kv, vs.seq);
-  cp_async_commit();
+  auto load_k = [&](int j) {
+    load_tile<T, D, kBc>(sk + (j & 1) * kTileKV, kg, static_cast<int64_t>(j) * kBc, a.seq_kv,
+                         a.ks.seq);
+  };
+  auto load_v = [&](int j) {
+    load_tile<T, D, kBc>(sv + (j & 1) * kTileKV, vg, static_cast<int64_t>(j) * kBc, a.seq_kv,
+                         a.vs.seq);
+  };
 
   float acc[D / 2];  // O: 64 x D per warpgroup, wgmma accumulator layout
 #pragma unroll
   for (int i = 0; i < D / 2; ++i) acc[i] = 0.0f;
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f}, alpha[2];
+  float s[kBc / 2];
+  uint32_t p[kBc / 16][4];
 
-  for (int j = 0; j < n_blocks; ++j) {
-    const int stage = j & 1, next = (j + 1) & 1;
-    const bool more = j + 1 < n_blocks;
-    // Pending: K_j, V_j. K_j is needed now.
-    cp_async_wait<1>();
-    fence_proxy_async();
-    __syncthreads();
-    // Every warpgroup finished its products on stage `next` (previous iteration): refill K.
-    if (more)
-      load_tile<T, D, kBc>(sk + next * kTileKV, kg, static_cast<int64_t>(j + 1) * kBc, seq_kv,
-                           ks.seq);
-    cp_async_commit();  // an empty group when there is nothing to load keeps the counting simple
+  load_tile<T, D, kBr>(sq, qg, q0, a.seq_q, a.qs.seq);
+  if (n_blocks > 0) load_k(0);
+  cp_async_commit();
+  if (n_blocks > 0) load_v(0);
+  cp_async_commit();
 
-    const int64_t kv0 = static_cast<int64_t>(j) * kBc;
-    // A causal block on the diagonal can lie wholly above this warpgroup's rows.
-    const bool wg_masked = kCausal && kv0 > q0 + wg_row + 63;
-    float s[kBc / 2];
-    uint32_t p[kBc / 16][4];
-    if (!wg_masked) {
-      const uint32_t skt = sk + stage * kTileKV;
+  if constexpr (!kOverlap) {
+    for (int j = 0; j < n_blocks; ++j) {
+      // Pending: K_j, V_j. K_j is needed now.
+      cp_async_wait<1>();
+      fence_proxy_async();
+      __syncthreads();
+      // Both warpgroups finished their products on the other stage (previous iteration).
+      if (j + 1 < n_blocks) load_k(j + 1);
+      cp_async_commit();  // an empty group when there is nothing to load keeps the counting
       wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint64_t da =
-            sw128_desc(sq + (kk / 4) * kPanelQ + wg_row * 128 + (kk % 4) * 32, 16, 1024);
-        const uint64_t db = sw128_desc(skt + (kk / 4) * kPanelKV + (kk % 4) * 32, 16, 1024);
-        wgmma_ss<kBc, T>(s, da, db, kk > 0);
-      }
+      issue_qk<T, D>(s, sq, sk + (j & 1) * kTileKV, wg_row);
       wgmma_commit();
       wgmma_wait<0>();
       fence_registers(s);
-
-      // Mask keys past the padding or the causal diagonal. Element i of s: 8-key tile i / 4,
-      // row g (+8 for i % 4 >= 2), key 2t (+1 for odd i).
-      const bool need_mask = kv0 + kBc > kv_len || (kCausal && kv0 + kBc - 1 > q0 + wrow);
-      if (need_mask) {
-        const int key_limit = static_cast<int>(min(kv_len - kv0, static_cast<int64_t>(kBc)));
-        const int diag = static_cast<int>(q0 - kv0);  // key_local > row_local + diag is masked
-#pragma unroll
-        for (int i = 0; i < kBc / 2; ++i) {
-          const int key = (i / 4) * 8 + 2 * t + (i & 1);
-          const int row = wrow + g + ((i & 2) ? 8 : 0);
-          if (key >= key_limit || (kCausal && key > row + diag)) s[i] = -INFINITY;
-        }
-      }
-
-      // Online softmax: each thread holds rows g and g + 8 of its warp, shared with its quad.
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < kBc / 8; ++nt)
-          mx = fmaxf(mx, fmaxf(s[nt * 4 + 2 * hh], s[nt * 4 + 2 * hh + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m_run[hh], mx * scale_log2);
-        const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // all masked so far
-        const float alpha = fast_exp2(m_run[hh] - m_use);
-        float sum = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < kBc / 8; ++nt) {
-          float& s0 = s[nt * 4 + 2 * hh];
-          float& s1 = s[nt * 4 + 2 * hh + 1];
-          s0 = fast_exp2(fmaf(s0, scale_log2, -m_use));
-          s1 = fast_exp2(fmaf(s1, scale_log2, -m_use));
-          sum += s0 + s1;
-        }
-        l_run[hh] = l_run[hh] * alpha + sum;  // per thread; the quad is summed at the end
-        m_run[hh] = m_new;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt) {
-          acc[dt * 4 + 2 * hh] *= alpha;
-          acc[dt * 4 + 2 * hh + 1] *= alpha;
-        }
-      }
-      // P as A fragments: k-step kk covers keys 16 kk .. 16 kk + 15 (8-key tiles 2 kk, 2 kk + 1).
-#pragma unroll
-      for (int kk = 0; kk < kBc / 16; ++kk) {
-        p[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
-        p[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
-        p[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
-        p[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
-      }
-    }
-
-    // Pending: V_j and K_{j+1}. V_j is needed now.
-    cp_async_wait<1>();
-    fence_proxy_async();
-    __syncthreads();
-    if (more)
-      load_tile<T, D, kBc>(sv + next * kTileKV, vg, static_cast<int64_t>(j + 1) * kBc, seq_kv,
-                           vs.seq);
-    cp_async_commit();
-    if (!wg_masked) {
-      const uint32_t svt = sv + stage * kTileKV;
+      const int64_t kv0 = static_cast<int64_t>(j) * kBc;
+      mask_scores<kCausal>(s, kv0, kv_len, q0, wrow, g, t);
+      softmax_step(s, m_run, l_run, alpha, a.scale_log2);
+      rescale<D>(acc, alpha);
+      pack_p<T>(s, p);
+      // Pending: V_j and K_{j+1}. V_j is needed now.
+      cp_async_wait<1>();
+      fence_proxy_async();
+      __syncthreads();
+      if (j + 1 < n_blocks) load_v(j + 1);
+      cp_async_commit();
       wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kBc / 16; ++kk)
-        wgmma_rs<D, T>(acc, p[kk], sw128_desc(svt + kk * 16 * 128, kPanelKV, 1024), 1);
+      issue_pv<T, D>(acc, p, sv + (j & 1) * kTileKV);
       wgmma_commit();
       wgmma_wait<0>();
       fence_registers(acc);
     }
+  } else if (n_blocks > 0) {
+    // Block 0: S_0 and its softmax (O is still zero: nothing to rescale).
+    cp_async_wait<1>();
+    fence_proxy_async();
+    __syncthreads();
+    if (n_blocks > 1) load_k(1);
+    cp_async_commit();
+    wgmma_fence();
+    issue_qk<T, D>(s, sq, sk, wg_row);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(s);
+    mask_scores<kCausal>(s, 0, kv_len, q0, wrow, g, t);
+    softmax_step(s, m_run, l_run, alpha, a.scale_log2);
+    pack_p<T>(s, p);
+    for (int j = 1; j < n_blocks; ++j) {
+      // K_j and V_{j-1} are needed now; both warpgroups are done with K_{j-1} and V_{j-2}.
+      cp_async_wait<0>();
+      fence_proxy_async();
+      __syncthreads();
+      if (j + 1 < n_blocks) load_k(j + 1);
+      load_v(j);
+      cp_async_commit();
+      wgmma_fence();
+      issue_qk<T, D>(s, sq, sk + (j & 1) * kTileKV, wg_row);
+      wgmma_commit();
+      issue_pv<T, D>(acc, p, sv + ((j - 1) & 1) * kTileKV);
+      wgmma_commit();
+      wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
+      fence_registers(s);
+      mask_scores<kCausal>(s, static_cast<int64_t>(j) * kBc, kv_len, q0, wrow, g, t);
+      softmax_step(s, m_run, l_run, alpha, a.scale_log2);
+      wgmma_wait<0>();
+      fence_registers(acc);
+      rescale<D>(acc, alpha);
+      pack_p<T>(s, p);
+    }
+    // The last block's P V.
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+    wgmma_fence();
+    issue_pv<T, D>(acc, p, sv + ((n_blocks - 1) & 1) * kTileKV);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(acc);
   }
   cp_async_wait<0>();  // no copy may outlive the block (n_blocks == 0 leaves Q's in flight)
-
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    float l = l_run[hh];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    const int64_t row = q0 + wrow + g + hh * 8;
-    if (row < seq_q) {
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        const uint32_t packed =
-            pack2<T>(acc[dt * 4 + 2 * hh] * inv, acc[dt * 4 + 2 * hh + 1] * inv);
-        *reinterpret_cast<uint32_t*>(og + row * os.seq + dt * 8 + 2 * t) = packed;
-      }
-    }
-  }
+  store_output<T, D>(acc, l_run, og, q0 + wrow + g, a.seq_q, a.os.seq, t);
 #endif
 }
 
-template <typename T, int D, bool kCausal>
+template <typename T, int D, bool kCausal, bool kOverlap>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
-  auto* kernel = flash_forward_sm90<T, D, kCausal>;
   constexpr int smem = smem_bytes<D>();
-  ensure_dynamic_smem<flash_forward_sm90<T, D, kCausal>>(smem);
+  ensure_dynamic_smem<flash_forward_sm90<T, D, kCausal, kOverlap>>(smem);
   const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(D));
   const dim3 grid(static_cast<unsigned>((a.seq_q + kBr - 1) / kBr),
                   static_cast<unsigned>(a.batch * a.heads));
-  kernel<<<grid, kThreads, smem, stream>>>(
-      static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v),
-      static_cast<T*>(a.o), a.heads, a.seq_q, a.seq_kv, scale * 1.4426950408889634f, a.kv_lens,
-      resolved(a.q_strides, a.heads, a.seq_q, D), resolved(a.k_strides, a.heads, a.seq_kv, D),
-      resolved(a.v_strides, a.heads, a.seq_kv, D), resolved(a.o_strides, a.heads, a.seq_q, D));
+  const Params<T> p{static_cast<const T*>(a.q),
+                    static_cast<const T*>(a.k),
+                    static_cast<const T*>(a.v),
+                    static_cast<T*>(a.o),
+                    a.heads,
+                    a.seq_q,
+                    a.seq_kv,
+                    scale * 1.4426950408889634f,
+                    a.kv_lens,
+                    resolved(a.q_strides, a.heads, a.seq_q, D),
+                    resolved(a.k_strides, a.heads, a.seq_kv, D),
+                    resolved(a.v_strides, a.heads, a.seq_kv, D),
+                    resolved(a.o_strides, a.heads, a.seq_q, D)};
+  flash_forward_sm90<T, D, kCausal, kOverlap><<<grid, kThreads, smem, stream>>>(p);
   KPT_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T>
+template <typename T, bool kOverlap>
 void launch_typed(const AttentionArgs& a, cudaStream_t stream) {
   if (a.head_dim == 64) {
-    a.causal ? launch<T, 64, true>(a, stream) : launch<T, 64, false>(a, stream);
+    a.causal ? launch<T, 64, true, kOverlap>(a, stream) : launch<T, 64, false, kOverlap>(a, stream);
   } else {
-    a.causal ? launch<T, 128, true>(a, stream) : launch<T, 128, false>(a, stream);
+    a.causal ? launch<T, 128, true, kOverlap>(a, stream)
+             : launch<T, 128, false, kOverlap>(a, stream);
   }
 }
 
 }  // namespace
 
-void flash_attention_sm90(const AttentionArgs& a, cudaStream_t stream) {
+void flash_attention_sm90(const AttentionArgs& a, bool overlap, cudaStream_t stream) {
   if (a.dtype == DType::F16) {
-    launch_typed<__half>(a, stream);
+    overlap ? launch_typed<__half, true>(a, stream) : launch_typed<__half, false>(a, stream);
   } else {
-    launch_typed<__nv_bfloat16>(a, stream);
+    overlap ? launch_typed<__nv_bfloat16, true>(a, stream)
+            : launch_typed<__nv_bfloat16, false>(a, stream);
   }
 }
 
