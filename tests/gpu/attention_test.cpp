@@ -22,7 +22,8 @@ struct Case {
 // The kernels this device runs: mma.sync everywhere, wgmma on compute capability 9.0.
 std::vector<int> device_tiles() {
   const auto& dev = cuda::current_device();
-  if (dev.major == 9 && dev.minor == 0) return {2, 3, cuda::kTileWgmma, cuda::kTileWgmmaOverlap};
+  if (dev.major == 9 && dev.minor == 0)
+    return {2, 3, cuda::kTileWgmma, cuda::kTileWgmmaOverlap, cuda::kTileWgmmaTma};
   return {2, 3};
 }
 

@@ -156,6 +156,7 @@ int main(int argc, char** argv) try {
     if (dev.major == 9 && dev.minor == 0) {
       tiles.push_back(cuda::kTileWgmma);
       tiles.push_back(cuda::kTileWgmmaOverlap);
+      tiles.push_back(cuda::kTileWgmmaTma);
     }
     for (const A& c : att) {
       auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);

@@ -24,6 +24,7 @@ struct HeadStrides {
 
 constexpr int kTileWgmma = 4;
 constexpr int kTileWgmmaOverlap = 5;
+constexpr int kTileWgmmaTma = 6;
 
 struct AttentionArgs {
   DType dtype = DType::F16;  // F16 or BF16 (Q, K, V and O)
@@ -45,7 +46,8 @@ struct AttentionArgs {
   // mma.sync (sm_80 and up): 2 = 4 warps of 32 query rows over 64-key blocks, 3 = the same over
   // 32-key blocks; kTileWgmma (compute capability 9.0 only) = 2 warpgroups of 64 query rows over
   // 128-key blocks with wgmma; kTileWgmmaOverlap (9.0 only) = the same with each block's softmax
-  // overlapping the previous block's P V product.
+  // overlapping the previous block's P V product; kTileWgmmaTma (9.0 only) = the overlapping
+  // kernel fed by a TMA producer warpgroup through mbarriers (warp-specialized).
   int tile = 0;
 };
 

@@ -356,12 +356,14 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
   // The wgmma kernel runs on compute capability 9.0 only (sm_90a code has no successor).
   const DeviceProps& dev = current_device();
   const bool hopper = dev.major == 9 && dev.minor == 0;
-  const bool wgmma = a.tile == kTileWgmma || a.tile == kTileWgmmaOverlap;
+  const bool wgmma = a.tile == kTileWgmma || a.tile == kTileWgmmaOverlap || a.tile == kTileWgmmaTma;
   if (wgmma && !hopper)
     throw Unsupported("flash attention: tile " + std::to_string(a.tile) +
                       " (wgmma) needs compute capability 9.0, not " + std::to_string(dev.major) +
                       "." + std::to_string(dev.minor));
-  if (wgmma || (a.tile == 0 && hopper)) {
+  if (a.tile == kTileWgmmaTma) {
+    flash::flash_attention_sm90_tma(a, stream);
+  } else if (wgmma || (a.tile == 0 && hopper)) {
     flash::flash_attention_sm90(a, a.tile != kTileWgmma, stream);
   } else if (a.dtype == DType::F16) {
     launch_typed<__half>(a, stream);

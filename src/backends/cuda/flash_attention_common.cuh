@@ -54,5 +54,7 @@ inline HeadStrides resolved(HeadStrides s, int64_t heads, int64_t seq, int64_t d
 // The wgmma kernels (flash_attention_sm90.cu), for compute capability 9.0 only; `a` is checked.
 // overlap: the softmax of one key block overlaps the P V product of the previous one.
 void flash_attention_sm90(const AttentionArgs& a, bool overlap, cudaStream_t stream);
+// The warp-specialized TMA kernel (flash_attention_sm90_tma.cu), compute capability 9.0 only.
+void flash_attention_sm90_tma(const AttentionArgs& a, cudaStream_t stream);
 
 }  // namespace kpt::cuda::flash

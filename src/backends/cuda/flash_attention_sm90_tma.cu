@@ -1,0 +1,296 @@
+// Flash attention forward for Hopper (sm_90a), warp-specialized: FlashAttention-3's structure.
+//
+// A block of 3 warpgroups owns 128 query rows of one (batch, head). Warpgroup 0 is the producer:
+// one thread issues TMA copies of Q once and of K and V blocks of 128 keys into a 2-stage ring,
+// each completing on its own "full" mbarrier; it refills a stage when the consumers' "empty"
+// mbarrier says they are done with it. Warpgroups 1 and 2 (64 query rows each) wait only on
+// barriers, never on each other: S = Q K^T and O += P V with wgmma from shared memory, the
+// softmax of key block j overlapping the P V product of block j - 1 (flash_sm90_blocks.cuh).
+// Registers move from the producer to the consumers with setmaxnreg. TMA writes the tiles in the
+// 128-byte swizzle wgmma reads, zero-fills rows past the sequence and follows any strides, so
+// seq-major operands need nothing special.
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cuda/cuda_check.hpp"
+#include "backends/cuda/flash_attention_common.cuh"
+#include "backends/cuda/flash_sm90_blocks.cuh"
+#include "backends/cuda/smem_limit.hpp"
+#include "backends/cuda/tma.cuh"
+#include "backends/cuda/wgmma.cuh"
+
+namespace kpt::cuda::flash {
+
+namespace {
+
+constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
+constexpr int kStages = 2;     // K and V ring depth
+
+// Positions (1..3) of an operand's seq, head and batch dimensions in its tensor map (dimension
+// 0 is the head dim); the map orders them by stride.
+struct MapDims {
+  int seq = 1, head = 2, batch = 3;
+};
+
+template <typename T>
+struct TmaParams {
+  CUtensorMap q_map, k_map, v_map;
+  MapDims qd, kd, vd;
+  T* o;
+  int64_t heads, seq_q, seq_kv;
+  float scale_log2;
+  const int32_t* kv_lens;
+  HeadStrides os;
+};
+
+template <int D>
+constexpr int smem_bytes() {
+  // Q, the K and V rings, the barriers (1 + 4 per stage, 8 bytes each); slack to align to 1024.
+  return (kBr * D + 2 * kStages * kBc * D) * 2 + 8 * (1 + 4 * kStages) + 1024;
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// Copies rows [row, row + 128) of head h, batch b, head-dim columns [d, d + 64) into a panel.
+__device__ __forceinline__ void load_panel(uint32_t dst, const CUtensorMap* map, uint32_t bar,
+                                           MapDims m, int d, int row, int h, int b) {
+  auto at = [&](int dim) { return m.seq == dim ? row : m.head == dim ? h : b; };
+  sm90::tma_load_4d(dst, map, bar, d, at(1), at(2), at(3));
+}
+#endif
+
+template <typename T, int D, bool kCausal>
+__global__ void __launch_bounds__(kThreads, 1)
+    flash_forward_sm90_tma(const __grid_constant__ TmaParams<T> a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using namespace sm90;
+  static_assert(kBr == kBc);  // so every consumer warpgroup works on every key block
+  constexpr uint32_t kTileQ = kBr * D * 2, kTileKV = kBc * D * 2;  // bytes
+  constexpr int kPanels = D / 64;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sq = base;
+  const uint32_t sk = sq + kTileQ;
+  const uint32_t sv = sk + kStages * kTileKV;
+  const uint32_t bars = sv + kStages * kTileKV;
+  const uint32_t full_q = bars;
+  auto full_k = [&](int s) { return bars + 8 * (1 + s); };
+  auto full_v = [&](int s) { return bars + 8 * (1 + kStages + s); };
+  auto empty_k = [&](int s) { return bars + 8 * (1 + 2 * kStages + s); };
+  auto empty_v = [&](int s) { return bars + 8 * (1 + 3 * kStages + s); };
+
+  // Causal blocks with more queries see more keys: start those first.
+  const int qb = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  const int64_t bh = blockIdx.y;
+  const int b = static_cast<int>(bh / a.heads), h = static_cast<int>(bh % a.heads);
+  const int q0 = qb * kBr;
+  int64_t kv_len = a.seq_kv;
+  if (a.kv_lens) kv_len = min(kv_len, static_cast<int64_t>(max(a.kv_lens[b], 0)));
+  int64_t kv_end = kv_len;
+  if (kCausal) kv_end = min(kv_end, static_cast<int64_t>(q0) + kBr);
+  const int n_blocks = static_cast<int>((max(kv_end, int64_t{0}) + kBc - 1) / kBc);
+
+  if (threadIdx.x == 0) {
+    mbar_init(full_q, 1);
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(full_k(s), 1);
+      mbar_init(full_v(s), 1);
+      mbar_init(empty_k(s), 8);  // one arrival per consumer warp
+      mbar_init(empty_v(s), 8);
+    }
+    mbar_init_fence();
+  }
+  __syncthreads();
+
+  const int wg = threadIdx.x / 128;
+  if (wg == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    if (threadIdx.x == 0) {
+      mbar_arrive_expect_tx(full_q, kTileQ);
+      for (int pn = 0; pn < kPanels; ++pn)
+        load_panel(sq + pn * kBr * 128, &a.q_map, full_q, a.qd, pn * 64, q0, h, b);
+      for (int j = 0; j < n_blocks; ++j) {
+        const int st = j % kStages;
+        const uint32_t parity = ((j / kStages) + 1) & 1;  // the consumers' release of j - kStages
+        if (j >= kStages) mbar_wait(empty_k(st), parity);
+        mbar_arrive_expect_tx(full_k(st), kTileKV);
+        for (int pn = 0; pn < kPanels; ++pn)
+          load_panel(sk + st * kTileKV + pn * kBc * 128, &a.k_map, full_k(st), a.kd, pn * 64,
+                     j * kBc, h, b);
+        if (j >= kStages) mbar_wait(empty_v(st), parity);
+        mbar_arrive_expect_tx(full_v(st), kTileKV);
+        for (int pn = 0; pn < kPanels; ++pn)
+          load_panel(sv + st * kTileKV + pn * kBc * 128, &a.v_map, full_v(st), a.vd, pn * 64,
+                     j * kBc, h, b);
+      }
+    }
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int wg_row = (wg - 1) * 64;                         // warpgroup's first row
+    const int wrow = wg_row + ((threadIdx.x / 32) % 4) * 16;  // warp's first row
+    auto release = [&](uint32_t bar) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(bar);
+    };
+    float acc[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) acc[i] = 0.0f;
+    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f}, alpha[2];
+    float s[kBc / 2];
+    uint32_t p[kBc / 16][4];
+
+    mbar_wait(full_q, 0);  // also when there is no key: no copy may outlive the block
+    if (n_blocks > 0) {
+      mbar_wait(full_k(0), 0);
+      wgmma_fence();
+      issue_qk<T, D>(s, sq, sk, wg_row);
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_registers(s);
+      release(empty_k(0));
+      mask_scores<kCausal>(s, 0, kv_len, q0, wrow, g, t);
+      softmax_step(s, m_run, l_run, alpha, a.scale_log2);
+      pack_p<T>(s, p);
+      for (int j = 1; j < n_blocks; ++j) {
+        const int st = j % kStages, prev = (j - 1) % kStages;
+        mbar_wait(full_k(st), (j / kStages) & 1);
+        wgmma_fence();
+        issue_qk<T, D>(s, sq, sk + st * kTileKV, wg_row);
+        wgmma_commit();
+        mbar_wait(full_v(prev), ((j - 1) / kStages) & 1);
+        issue_pv<T, D>(acc, p, sv + prev * kTileKV);
+        wgmma_commit();
+        wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
+        fence_registers(s);
+        release(empty_k(st));
+        mask_scores<kCausal>(s, static_cast<int64_t>(j) * kBc, kv_len, q0, wrow, g, t);
+        softmax_step(s, m_run, l_run, alpha, a.scale_log2);
+        wgmma_wait<0>();
+        fence_registers(acc);
+        release(empty_v(prev));
+        rescale<D>(acc, alpha);
+        pack_p<T>(s, p);
+      }
+      const int last = (n_blocks - 1) % kStages;
+      mbar_wait(full_v(last), ((n_blocks - 1) / kStages) & 1);
+      wgmma_fence();
+      issue_pv<T, D>(acc, p, sv + last * kTileKV);
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_registers(acc);
+    }
+    T* og = a.o + static_cast<int64_t>(b) * a.os.batch + static_cast<int64_t>(h) * a.os.head;
+    store_output<T, D>(acc, l_run, og, static_cast<int64_t>(q0) + wrow + g, a.seq_q, a.os.seq, t);
+  }
+#endif
+}
+
+PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    KPT_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000,
+                                                    cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || f == nullptr)
+      throw Error("flash attention: the CUDA driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// A 4-d tensor map over one operand: head dim, then seq, head and batch ordered by stride (the
+// map wants each stride to cover the previous dimension); boxes of 64 columns x 128 rows, the
+// 128-byte swizzle, zeros past the end.
+CUtensorMap make_map(DType dt, const void* p, HeadStrides st, int64_t seq, int64_t heads,
+                     int64_t batch, int64_t d, MapDims& dims) {
+  struct Dim {
+    int64_t extent, stride;
+    int role;  // 0 seq, 1 head, 2 batch
+  };
+  Dim ds[3] = {{seq, st.seq, 0}, {heads, st.head, 1}, {batch, st.batch, 2}};
+  // A dimension of extent 1 has no meaningful stride: put it last, past everything.
+  int64_t span = d;
+  for (const Dim& x : ds) span = std::max(span, x.stride * x.extent);
+  for (Dim& x : ds)
+    if (x.extent == 1) x.stride = span;
+  std::stable_sort(ds, ds + 3, [](const Dim& x, const Dim& y) { return x.stride < y.stride; });
+  cuuint64_t extent[4] = {static_cast<cuuint64_t>(d), 0, 0, 0};
+  cuuint64_t stride[3];
+  cuuint32_t box[4] = {64, 1, 1, 1};
+  const cuuint32_t ones[4] = {1, 1, 1, 1};
+  for (int i = 0; i < 3; ++i) {
+    extent[i + 1] = static_cast<cuuint64_t>(ds[i].extent);
+    stride[i] = static_cast<cuuint64_t>(ds[i].stride) * 2;
+    if (ds[i].role == 0) {
+      box[i + 1] = kBc;
+      dims.seq = i + 1;
+    } else if (ds[i].role == 1) {
+      dims.head = i + 1;
+    } else {
+      dims.batch = i + 1;
+    }
+  }
+  CUtensorMap map;
+  const CUresult r = encode_tiled()(
+      &map, dt == DType::F16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+      4, const_cast<void*>(p), extent, stride, box, ones, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw Error("flash attention: cuTensorMapEncodeTiled failed (CUresult " + std::to_string(r) +
+                ")");
+  return map;
+}
+
+template <typename T, int D, bool kCausal>
+void launch(const AttentionArgs& a, cudaStream_t stream) {
+  constexpr int smem = smem_bytes<D>();
+  ensure_dynamic_smem<flash_forward_sm90_tma<T, D, kCausal>>(smem);
+  const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(D));
+  TmaParams<T> p{};
+  p.q_map = make_map(a.dtype, a.q, resolved(a.q_strides, a.heads, a.seq_q, D), a.seq_q, a.heads,
+                     a.batch, D, p.qd);
+  p.k_map = make_map(a.dtype, a.k, resolved(a.k_strides, a.heads, a.seq_kv, D), a.seq_kv, a.heads,
+                     a.batch, D, p.kd);
+  p.v_map = make_map(a.dtype, a.v, resolved(a.v_strides, a.heads, a.seq_kv, D), a.seq_kv, a.heads,
+                     a.batch, D, p.vd);
+  p.o = static_cast<T*>(a.o);
+  p.heads = a.heads;
+  p.seq_q = a.seq_q;
+  p.seq_kv = a.seq_kv;
+  p.scale_log2 = scale * 1.4426950408889634f;
+  p.kv_lens = a.kv_lens;
+  p.os = resolved(a.o_strides, a.heads, a.seq_q, D);
+  const dim3 grid(static_cast<unsigned>((a.seq_q + kBr - 1) / kBr),
+                  static_cast<unsigned>(a.batch * a.heads));
+  flash_forward_sm90_tma<T, D, kCausal><<<grid, kThreads, smem, stream>>>(p);
+  KPT_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void launch_typed(const AttentionArgs& a, cudaStream_t stream) {
+  if (a.head_dim == 64) {
+    a.causal ? launch<T, 64, true>(a, stream) : launch<T, 64, false>(a, stream);
+  } else {
+    a.causal ? launch<T, 128, true>(a, stream) : launch<T, 128, false>(a, stream);
+  }
+}
+
+}  // namespace
+
+void flash_attention_sm90_tma(const AttentionArgs& a, cudaStream_t stream) {
+  if (a.seq_q > (int64_t{1} << 31) - kBr || a.seq_kv > (int64_t{1} << 31) - kBc)
+    throw Unsupported("flash attention: sequences over 2^31 - 128 (TMA coordinates are int32)");
+  if (a.dtype == DType::F16) {
+    launch_typed<__half>(a, stream);
+  } else {
+    launch_typed<__nv_bfloat16>(a, stream);
+  }
+}
+
+}  // namespace kpt::cuda::flash
