@@ -4,6 +4,7 @@
 // every kernel (tile) the device has.
 #include "backends/cuda/attention.hpp"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "backends/cuda/device.hpp"
@@ -19,8 +20,19 @@ struct Case {
   bool seq_major = false;  // operands laid out [batch, seq, heads, D], read through strides
 };
 
-// The kernels this device runs: mma.sync everywhere, wgmma on compute capability 9.0.
+// The kernels this device runs: mma.sync everywhere, wgmma on compute capability 9.0; or the
+// comma-separated list in KPT_GPU_ATTENTION_TILES (to run one kernel alone).
 std::vector<int> device_tiles() {
+  if (const char* env = std::getenv("KPT_GPU_ATTENTION_TILES")) {
+    std::vector<int> tiles;
+    for (const char* c = env; *c != '\0';) {
+      char* end = nullptr;
+      tiles.push_back(static_cast<int>(std::strtol(c, &end, 10)));
+      if (end == c) throw Error(std::string("KPT_GPU_ATTENTION_TILES: not a list of ints: ") + env);
+      c = *end == ',' ? end + 1 : end;
+    }
+    return tiles;
+  }
   const auto& dev = cuda::current_device();
   if (dev.major == 9 && dev.minor == 0)
     return {2, 3, cuda::kTileWgmma, cuda::kTileWgmmaOverlap, cuda::kTileWgmmaTma};

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -113,6 +114,7 @@ int main(int argc, char** argv) try {
   std::string json;
   bool quick = false;
   bool attention_only = false;  // --attention: the attention rows alone
+  std::vector<int> tiles;       // --tiles: attention kernels (default: all the device runs)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) {
@@ -121,8 +123,21 @@ int main(int argc, char** argv) try {
       quick = true;
     } else if (a == "--attention") {
       attention_only = true;
+    } else if (a == "--tiles" && i + 1 < argc) {
+      // Attention kernels to time (AttentionArgs::tile), comma-separated.
+      tiles.clear();
+      for (const char* c = argv[++i]; *c != '\0';) {
+        char* end = nullptr;
+        tiles.push_back(static_cast<int>(std::strtol(c, &end, 10)));
+        if (end == c) {
+          std::fprintf(stderr, "--tiles: a comma-separated list of ints\n");
+          return 2;
+        }
+        c = *end == ',' ? end + 1 : end;
+      }
     } else {
-      std::fprintf(stderr, "usage: kpt_gpu_bench [--json FILE] [--quick] [--attention]\n");
+      std::fprintf(
+          stderr, "usage: kpt_gpu_bench [--json FILE] [--quick] [--attention] [--tiles N,N,...]\n");
       return 2;
     }
   }
@@ -152,11 +167,10 @@ int main(int argc, char** argv) try {
                           {DType::F16, 4, 32, 4096, 128},
                           {DType::F16, 32, 12, 128, 64}};  // BERT-base, batch 32, seq 128
     if (quick) att.resize(1);
-    std::vector<int> tiles = {2, 3};
-    if (dev.major == 9 && dev.minor == 0) {
-      tiles.push_back(cuda::kTileWgmma);
-      tiles.push_back(cuda::kTileWgmmaOverlap);
-      tiles.push_back(cuda::kTileWgmmaTma);
+    if (tiles.empty()) {
+      tiles = {2, 3};
+      if (dev.major == 9 && dev.minor == 0)
+        tiles.insert(tiles.end(), {cuda::kTileWgmma, cuda::kTileWgmmaOverlap, cuda::kTileWgmmaTma});
     }
     for (const A& c : att) {
       auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
