@@ -131,6 +131,7 @@ TEST(CudaAttention, SeqMajorOperands) {
     for (int tile : device_tiles()) {
       run_case(dt, {2, 3, 130, 130, 64, false, true, true}, tile);
       run_case(dt, {2, 3, 257, 257, 128, true, false, true}, tile);
+      run_case(dt, {3, 1, 100, 150, 64, false, true, true}, tile);  // one head
     }
 }
 
