@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       // Both warpgroups finished their products on the other stage (previous iteration).
       if (j + 1 < n_blocks) load_k(j + 1);
       cp_async_commit();  // an empty group when there is nothing to load keeps the counting
-      wgmma_fence();
+      fence_operands<D>(acc, p);
       issue_qk<T, D>(s, sq, sk + (j & 1) * kTileKV, wg_row);
       wgmma_commit();
       wgmma_wait<0>();
@@ -150,7 +150,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       __syncthreads();
       if (j + 1 < n_blocks) load_v(j + 1);
       cp_async_commit();
-      wgmma_fence();
+      fence_operands<D>(acc, p);
       issue_pv<T, D>(acc, p, sv + (j & 1) * kTileKV);
       wgmma_commit();
       wgmma_wait<0>();
@@ -163,7 +163,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     __syncthreads();
     if (n_blocks > 1) load_k(1);
     cp_async_commit();
-    wgmma_fence();
+    fence_operands<D>(acc, p);
     issue_qk<T, D>(s, sq, sk, wg_row);
     wgmma_commit();
     wgmma_wait<0>();
@@ -179,7 +179,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (j + 1 < n_blocks) load_k(j + 1);
       load_v(j);
       cp_async_commit();
-      wgmma_fence();
+      fence_operands<D>(acc, p);
       issue_qk<T, D>(s, sq, sk + (j & 1) * kTileKV, wg_row);
       wgmma_commit();
       issue_pv<T, D>(acc, p, sv + ((j - 1) & 1) * kTileKV);
@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     cp_async_wait<0>();
     fence_proxy_async();
     __syncthreads();
-    wgmma_fence();
+    fence_operands<D>(acc, p);
     issue_pv<T, D>(acc, p, sv + ((n_blocks - 1) & 1) * kTileKV);
     wgmma_commit();
     wgmma_wait<0>();

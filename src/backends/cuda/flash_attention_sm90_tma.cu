@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     mbar_wait(full_q, 0);  // also when there is no key: no copy may outlive the block
     if (n_blocks > 0) {
       mbar_wait(full_k(0), 0);
-      wgmma_fence();
+      fence_operands<D>(acc, p);
       issue_qk<T, D>(s, sq, sk, wg_row);
       wgmma_commit();
       wgmma_wait<0>();
@@ -158,11 +158,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       pack_p<T>(s, p);
       for (int j = 1; j < n_blocks; ++j) {
         const int st = j % kStages, prev = (j - 1) % kStages;
+        // Both waits before the first wgmma: a wait loop between two wgmmas would make ptxas
+        // fence again. V_{j-1} was requested before K_j, so it is rarely the later one.
         mbar_wait(full_k(st), (j / kStages) & 1);
-        wgmma_fence();
+        mbar_wait(full_v(prev), ((j - 1) / kStages) & 1);
+        fence_operands<D>(acc, p);
         issue_qk<T, D>(s, sq, sk + st * kTileKV, wg_row);
         wgmma_commit();
-        mbar_wait(full_v(prev), ((j - 1) / kStages) & 1);
         issue_pv<T, D>(acc, p, sv + prev * kTileKV);
         wgmma_commit();
         wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
@@ -178,7 +180,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       const int last = (n_blocks - 1) % kStages;
       mbar_wait(full_v(last), ((n_blocks - 1) / kStages) & 1);
-      wgmma_fence();
+      fence_operands<D>(acc, p);
       issue_pv<T, D>(acc, p, sv + last * kTileKV);
       wgmma_commit();
       wgmma_wait<0>();

@@ -89,6 +89,18 @@ __device__ __forceinline__ void pack_p(const float (&s)[kBc / 2], uint32_t (&p)[
   }
 }
 
+// wgmma.fence, with the output accumulators and P pinned before it: their last updates (rescale,
+// packing) cannot sink past the fence, where ptxas would have to add a fence of its own.
+template <int D>
+__device__ __forceinline__ void fence_operands(float (&acc)[D / 2], uint32_t (&p)[kBc / 16][4]) {
+  sm90::fence_registers(acc);
+#pragma unroll
+  for (int kk = 0; kk < kBc / 16; ++kk)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(p[kk][i])::"memory");
+  sm90::wgmma_fence();
+}
+
 // Issues S = Q K^T for this warpgroup's 64 rows (K tile at skt), uncommitted.
 template <typename T, int D>
 __device__ __forceinline__ void issue_qk(float (&s)[kBc / 2], uint32_t sq, uint32_t skt,
