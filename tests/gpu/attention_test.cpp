@@ -4,8 +4,12 @@
 // every kernel (tile) the device has.
 #include "backends/cuda/attention.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iomanip>
+#include <iostream>
 
 #include "backends/cuda/device.hpp"
 #include "kpt/error.hpp"
@@ -54,6 +58,34 @@ Tensor swap_middle(const Tensor& t) {
   return out;
 }
 
+// Where a failing output is wrong, to tell a layout mistake from a numeric one: the largest
+// error by row within 16-row MMA tiles, by 8-column group, and by 64-row block.
+void describe_errors(const Tensor& got, const Tensor& want) {
+  const Tensor g = to_f32(got);
+  const Dims& d = want.dims();
+  const int64_t seq = d[2], dim = d[3];
+  std::vector<double> by_row16(16), by_col8(static_cast<size_t>(dim / 8)),
+      by_block(static_cast<size_t>((seq + 63) / 64));
+  for (int64_t bh = 0; bh < d[0] * d[1]; ++bh)
+    for (int64_t r = 0; r < seq; ++r)
+      for (int64_t col = 0; col < dim; ++col) {
+        const int64_t i = (bh * seq + r) * dim + col;
+        double e = std::abs(static_cast<double>(g.data<float>()[i]) - want.data<float>()[i]);
+        if (!std::isfinite(e)) e = 1e30;
+        by_row16[static_cast<size_t>(r % 16)] = std::max(by_row16[static_cast<size_t>(r % 16)], e);
+        by_col8[static_cast<size_t>(col / 8)] = std::max(by_col8[static_cast<size_t>(col / 8)], e);
+        by_block[static_cast<size_t>(r / 64)] = std::max(by_block[static_cast<size_t>(r / 64)], e);
+      }
+  auto line = [](const char* what, const std::vector<double>& v) {
+    std::cout << "    max |err| by " << what << ":";
+    for (double x : v) std::cout << " " << std::setprecision(2) << x;
+    std::cout << "\n";
+  };
+  line("row % 16", by_row16);
+  line("column / 8", by_col8);
+  line("row / 64", by_block);
+}
+
 void run_case(DType dt, const Case& c, int tile = 0) {
   auto& g = gpu();
   const Tensor q = random_tensor(dt, {c.batch, c.heads, c.seq_q, c.dim}, -2.0f, 2.0f);
@@ -98,6 +130,7 @@ void run_case(DType dt, const Case& c, int tile = 0) {
       reference("Attention", 23, in, 1, {{"is_causal", int_attr("is_causal", c.causal)}})[0];
   // P is rounded to the input type before P*V and the output once more: bf16 keeps 8 bits.
   const double tol = dt == DType::F16 ? 3e-3 : 2e-2;
+  if (!(compare(got, want).rel_l2 <= tol)) describe_errors(got, want);
   expect_close(got, want, tol,
                std::string("attention ") + std::string(dtype_name(dt)) + " B" +
                    std::to_string(c.batch) + " H" + std::to_string(c.heads) + " Sq" +
