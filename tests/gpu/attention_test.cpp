@@ -39,7 +39,12 @@ std::vector<int> device_tiles() {
   }
   const auto& dev = cuda::current_device();
   if (dev.major == 9 && dev.minor == 0)
-    return {2, 3, cuda::kTileWgmma, cuda::kTileWgmmaOverlap, cuda::kTileWgmmaTma};
+    return {2,
+            3,
+            cuda::kTileWgmma,
+            cuda::kTileWgmmaOverlap,
+            cuda::kTileWgmmaTma,
+            cuda::kTileWgmmaTmaPingpong};
   return {2, 3};
 }
 

@@ -25,6 +25,7 @@ struct HeadStrides {
 constexpr int kTileWgmma = 4;
 constexpr int kTileWgmmaOverlap = 5;
 constexpr int kTileWgmmaTma = 6;
+constexpr int kTileWgmmaTmaPingpong = 7;
 
 struct AttentionArgs {
   DType dtype = DType::F16;  // F16 or BF16 (Q, K, V and O)
@@ -47,7 +48,8 @@ struct AttentionArgs {
   // 32-key blocks; kTileWgmma (compute capability 9.0 only) = 2 warpgroups of 64 query rows over
   // 128-key blocks with wgmma; kTileWgmmaOverlap (9.0 only) = the same with each block's softmax
   // overlapping the previous block's P V product; kTileWgmmaTma (9.0 only) = the overlapping
-  // kernel fed by a TMA producer warpgroup through mbarriers (warp-specialized).
+  // kernel fed by a TMA producer warpgroup through mbarriers (warp-specialized);
+  // kTileWgmmaTmaPingpong (9.0 only) = that with the consumer warpgroups taking turns.
   int tile = 0;
 };
 

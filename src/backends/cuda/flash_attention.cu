@@ -361,8 +361,8 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
     throw Unsupported("flash attention: tile " + std::to_string(a.tile) +
                       " (wgmma) needs compute capability 9.0, not " + std::to_string(dev.major) +
                       "." + std::to_string(dev.minor));
-  if (a.tile == kTileWgmmaTma) {
-    flash::flash_attention_sm90_tma(a, stream);
+  if (a.tile == kTileWgmmaTma || a.tile == kTileWgmmaTmaPingpong) {
+    flash::flash_attention_sm90_tma(a, a.tile == kTileWgmmaTmaPingpong, stream);
   } else if (wgmma || (a.tile == 0 && hopper)) {
     flash::flash_attention_sm90(a, a.tile != kTileWgmma, stream);
   } else if (a.dtype == DType::F16) {

@@ -55,6 +55,7 @@ inline HeadStrides resolved(HeadStrides s, int64_t heads, int64_t seq, int64_t d
 // overlap: the softmax of one key block overlaps the P V product of the previous one.
 void flash_attention_sm90(const AttentionArgs& a, bool overlap, cudaStream_t stream);
 // The warp-specialized TMA kernel (flash_attention_sm90_tma.cu), compute capability 9.0 only.
-void flash_attention_sm90_tma(const AttentionArgs& a, cudaStream_t stream);
+// pingpong: the consumer warpgroups take turns issuing their products.
+void flash_attention_sm90_tma(const AttentionArgs& a, bool pingpong, cudaStream_t stream);
 
 }  // namespace kpt::cuda::flash

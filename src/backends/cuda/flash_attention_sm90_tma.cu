@@ -63,7 +63,9 @@ __device__ __forceinline__ void load_panel(uint32_t dst, const CUtensorMap* map,
 }
 #endif
 
-template <typename T, int D, bool kCausal>
+// kPingpong: the consumer warpgroups take turns issuing their products (two named barriers), so
+// that one's softmax runs while the other's products occupy the tensor cores.
+template <typename T, int D, bool kCausal, bool kPingpong>
 __global__ void __launch_bounds__(kThreads, 1)
     flash_forward_sm90_tma(const __grid_constant__ TmaParams<T> a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -137,6 +139,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       __syncwarp();
       if (lane == 0) mbar_arrive(bar);
     };
+    // Turns: warpgroup w (1 or 2) waits on named barrier w until the other one arrives there.
+    // Warpgroup 2 arrives once ahead, and skips its last hand-over, so the counts match.
+    auto my_turn = [&] {
+      if constexpr (kPingpong) asm volatile("bar.sync %0, 256;\n" ::"r"(wg) : "memory");
+    };
+    auto your_turn = [&](bool last) {
+      if constexpr (kPingpong)
+        if (!(last && wg == 2)) asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
+    };
     float acc[D / 2];
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) acc[i] = 0.0f;
@@ -146,10 +157,13 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     mbar_wait(full_q, 0);  // also when there is no key: no copy may outlive the block
     if (n_blocks > 0) {
+      if (kPingpong && wg == 2) your_turn(false);
       mbar_wait(full_k(0), 0);
+      my_turn();
       fence_operands<D>(acc, p);
       issue_qk<T, D>(s, sq, sk, wg_row);
       wgmma_commit();
+      your_turn(false);
       wgmma_wait<0>();
       fence_registers(s);
       release(empty_k(0));
@@ -162,11 +176,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         // fence again. V_{j-1} was requested before K_j, so it is rarely the later one.
         mbar_wait(full_k(st), (j / kStages) & 1);
         mbar_wait(full_v(prev), ((j - 1) / kStages) & 1);
+        my_turn();
         fence_operands<D>(acc, p);
         issue_qk<T, D>(s, sq, sk + st * kTileKV, wg_row);
         wgmma_commit();
         issue_pv<T, D>(acc, p, sv + prev * kTileKV);
         wgmma_commit();
+        your_turn(false);
         wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
         fence_registers(s);
         release(empty_k(st));
@@ -180,9 +196,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       const int last = (n_blocks - 1) % kStages;
       mbar_wait(full_v(last), ((n_blocks - 1) / kStages) & 1);
+      my_turn();
       fence_operands<D>(acc, p);
       issue_pv<T, D>(acc, p, sv + last * kTileKV);
       wgmma_commit();
+      your_turn(true);
       wgmma_wait<0>();
       fence_registers(acc);
     }
@@ -249,10 +267,10 @@ CUtensorMap make_map(DType dt, const void* p, HeadStrides st, int64_t seq, int64
   return map;
 }
 
-template <typename T, int D, bool kCausal>
+template <typename T, int D, bool kCausal, bool kPingpong>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
   constexpr int smem = smem_bytes<D>();
-  ensure_dynamic_smem<flash_forward_sm90_tma<T, D, kCausal>>(smem);
+  ensure_dynamic_smem<flash_forward_sm90_tma<T, D, kCausal, kPingpong>>(smem);
   const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(D));
   TmaParams<T> p{};
   p.q_map = make_map(a.dtype, a.q, resolved(a.q_strides, a.heads, a.seq_q, D), a.seq_q, a.heads,
@@ -270,28 +288,31 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
   p.os = resolved(a.o_strides, a.heads, a.seq_q, D);
   const dim3 grid(static_cast<unsigned>((a.seq_q + kBr - 1) / kBr),
                   static_cast<unsigned>(a.batch * a.heads));
-  flash_forward_sm90_tma<T, D, kCausal><<<grid, kThreads, smem, stream>>>(p);
+  flash_forward_sm90_tma<T, D, kCausal, kPingpong><<<grid, kThreads, smem, stream>>>(p);
   KPT_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T>
+template <typename T, bool kPingpong>
 void launch_typed(const AttentionArgs& a, cudaStream_t stream) {
   if (a.head_dim == 64) {
-    a.causal ? launch<T, 64, true>(a, stream) : launch<T, 64, false>(a, stream);
+    a.causal ? launch<T, 64, true, kPingpong>(a, stream)
+             : launch<T, 64, false, kPingpong>(a, stream);
   } else {
-    a.causal ? launch<T, 128, true>(a, stream) : launch<T, 128, false>(a, stream);
+    a.causal ? launch<T, 128, true, kPingpong>(a, stream)
+             : launch<T, 128, false, kPingpong>(a, stream);
   }
 }
 
 }  // namespace
 
-void flash_attention_sm90_tma(const AttentionArgs& a, cudaStream_t stream) {
+void flash_attention_sm90_tma(const AttentionArgs& a, bool pingpong, cudaStream_t stream) {
   if (a.seq_q > (int64_t{1} << 31) - kBr || a.seq_kv > (int64_t{1} << 31) - kBc)
     throw Unsupported("flash attention: sequences over 2^31 - 128 (TMA coordinates are int32)");
   if (a.dtype == DType::F16) {
-    launch_typed<__half>(a, stream);
+    pingpong ? launch_typed<__half, true>(a, stream) : launch_typed<__half, false>(a, stream);
   } else {
-    launch_typed<__nv_bfloat16>(a, stream);
+    pingpong ? launch_typed<__nv_bfloat16, true>(a, stream)
+             : launch_typed<__nv_bfloat16, false>(a, stream);
   }
 }
 
