@@ -38,13 +38,7 @@ std::vector<int> device_tiles() {
     return tiles;
   }
   const auto& dev = cuda::current_device();
-  if (dev.major == 9 && dev.minor == 0)
-    return {2,
-            3,
-            cuda::kTileWgmma,
-            cuda::kTileWgmmaOverlap,
-            cuda::kTileWgmmaTma,
-            cuda::kTileWgmmaTmaPingpong};
+  if (dev.major == 9 && dev.minor == 0) return {2, 3, cuda::kTileWgmma, cuda::kTileWgmmaPingpong};
   return {2, 3};
 }
 
@@ -191,6 +185,15 @@ TEST(CudaAttention, RejectsUnsupportedHeadDim) {
   a.batch = a.heads = a.seq_q = a.seq_kv = 1;
   a.head_dim = 96;
   EXPECT_THROW(cuda::flash_attention(a, gpu().stream.get()), Unsupported);
+}
+
+TEST(CudaAttention, RejectsUnknownTile) {
+  cuda::AttentionArgs a;
+  a.dtype = DType::F16;
+  a.batch = a.heads = a.seq_q = a.seq_kv = 1;
+  a.head_dim = 64;
+  a.tile = 9;
+  EXPECT_THROW(cuda::flash_attention(a, gpu().stream.get()), Error);
 }
 
 }  // namespace

@@ -170,7 +170,7 @@ int main(int argc, char** argv) try {
     if (tiles.empty()) {
       tiles = {2, 3};
       if (dev.major == 9 && dev.minor == 0)
-        tiles.insert(tiles.end(), {cuda::kTileWgmma, cuda::kTileWgmmaOverlap, cuda::kTileWgmmaTma});
+        tiles.insert(tiles.end(), {cuda::kTileWgmma, cuda::kTileWgmmaPingpong});
     }
     for (const A& c : att) {
       auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
@@ -197,7 +197,7 @@ int main(int argc, char** argv) try {
           const char* kernel = tile == 2                  ? " [kv64]"
                                : tile == 3                ? " [kv32]"
                                : tile == cuda::kTileWgmma ? " [wgmma]"
-                                                          : " [wgmma overlap]";
+                                                          : " [wgmma pingpong]";
           rows.push_back({std::string("attention ") + std::string(dtype_name(c.dt)) +
                               (causal ? " causal" : "") + kernel,
                           shape, ms, cuda::attention_flops(a) / ms / 1e9, 0});

@@ -23,9 +23,7 @@ struct HeadStrides {
 };
 
 constexpr int kTileWgmma = 4;
-constexpr int kTileWgmmaOverlap = 5;
-constexpr int kTileWgmmaTma = 6;
-constexpr int kTileWgmmaTmaPingpong = 7;
+constexpr int kTileWgmmaPingpong = 5;
 
 struct AttentionArgs {
   DType dtype = DType::F16;  // F16 or BF16 (Q, K, V and O)
@@ -45,11 +43,9 @@ struct AttentionArgs {
   const int32_t* kv_lens = nullptr;
   // Kernel, for tests and benchmarks comparing them: 0 = chosen by the device and seq_kv;
   // mma.sync (sm_80 and up): 2 = 4 warps of 32 query rows over 64-key blocks, 3 = the same over
-  // 32-key blocks; kTileWgmma (compute capability 9.0 only) = 2 warpgroups of 64 query rows over
-  // 128-key blocks with wgmma; kTileWgmmaOverlap (9.0 only) = the same with each block's softmax
-  // overlapping the previous block's P V product; kTileWgmmaTma (9.0 only) = the overlapping
-  // kernel fed by a TMA producer warpgroup through mbarriers (warp-specialized);
-  // kTileWgmmaTmaPingpong (9.0 only) = that with the consumer warpgroups taking turns.
+  // 32-key blocks; compute capability 9.0 only: kTileWgmma = wgmma, a TMA producer warpgroup and
+  // 2 consumer warpgroups of 64 query rows over 128-key blocks (the default there),
+  // kTileWgmmaPingpong = that with the consumers taking turns to issue their products.
   int tile = 0;
 };
 

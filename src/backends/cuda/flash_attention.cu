@@ -353,18 +353,20 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
   check_operand("O", a.o, a.o_strides);
   if (a.dtype != DType::F16 && a.dtype != DType::BF16)
     throw Unsupported("flash attention: f16 or bf16 only, not " + std::string(dtype_name(a.dtype)));
+  if (a.tile != 0 && a.tile != 2 && a.tile != 3 && a.tile != kTileWgmma &&
+      a.tile != kTileWgmmaPingpong)
+    throw Error("flash attention: tile " + std::to_string(a.tile) + " (expected 0, 2, 3, " +
+                std::to_string(kTileWgmma) + " or " + std::to_string(kTileWgmmaPingpong) + ")");
   // The wgmma kernel runs on compute capability 9.0 only (sm_90a code has no successor).
   const DeviceProps& dev = current_device();
   const bool hopper = dev.major == 9 && dev.minor == 0;
-  const bool wgmma = a.tile == kTileWgmma || a.tile == kTileWgmmaOverlap || a.tile == kTileWgmmaTma;
+  const bool wgmma = a.tile == kTileWgmma || a.tile == kTileWgmmaPingpong;
   if (wgmma && !hopper)
     throw Unsupported("flash attention: tile " + std::to_string(a.tile) +
                       " (wgmma) needs compute capability 9.0, not " + std::to_string(dev.major) +
                       "." + std::to_string(dev.minor));
-  if (a.tile == kTileWgmmaTma || a.tile == kTileWgmmaTmaPingpong) {
-    flash::flash_attention_sm90_tma(a, a.tile == kTileWgmmaTmaPingpong, stream);
-  } else if (wgmma || (a.tile == 0 && hopper)) {
-    flash::flash_attention_sm90(a, a.tile != kTileWgmma, stream);
+  if (wgmma || (a.tile == 0 && hopper)) {
+    flash::flash_attention_sm90(a, a.tile == kTileWgmmaPingpong, stream);
   } else if (a.dtype == DType::F16) {
     launch_typed<__half>(a, stream);
   } else {

@@ -1,6 +1,6 @@
 #pragma once
 // What the flash attention kernels share (flash_attention.cu: mma.sync for sm_80 and up;
-// flash_attention_sm90.cu: wgmma for sm_90a): copies, conversions, exp2 and stride handling.
+// flash_attention_sm90.cu: wgmma and TMA for sm_90a): copies, conversions, exp2, strides.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -51,11 +51,8 @@ inline HeadStrides resolved(HeadStrides s, int64_t heads, int64_t seq, int64_t d
   return s;
 }
 
-// The wgmma kernels (flash_attention_sm90.cu), for compute capability 9.0 only; `a` is checked.
-// overlap: the softmax of one key block overlaps the P V product of the previous one.
-void flash_attention_sm90(const AttentionArgs& a, bool overlap, cudaStream_t stream);
-// The warp-specialized TMA kernel (flash_attention_sm90_tma.cu), compute capability 9.0 only.
+// The Hopper kernel (flash_attention_sm90.cu), compute capability 9.0 only; `a` is checked.
 // pingpong: the consumer warpgroups take turns issuing their products.
-void flash_attention_sm90_tma(const AttentionArgs& a, bool pingpong, cudaStream_t stream);
+void flash_attention_sm90(const AttentionArgs& a, bool pingpong, cudaStream_t stream);
 
 }  // namespace kpt::cuda::flash

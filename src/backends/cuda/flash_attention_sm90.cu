@@ -1,255 +1,318 @@
-// Flash attention forward for Hopper (sm_90a) with warpgroup MMA (wgmma).
+// Flash attention forward for Hopper (sm_90a), warp-specialized: FlashAttention-3's structure.
 //
-// A block of 2 warpgroups (256 threads) owns 128 query rows of one (batch, head), 64 per
-// warpgroup; it walks blocks of 128 keys, double-buffered in shared memory with cp.async (K and
-// V in separate copy groups, so S = Q K^T starts while V still arrives). Tiles are stored in the
-// hardware's 128-byte swizzle (wgmma.cuh), so wgmma reads Q and K (K-major) and V (N-major,
-// transpose bit) straight from shared memory. S (64 x 128 per warpgroup, f32) lands in
-// registers; the online softmax runs there in the exp2 domain; P, rounded to the input type, is
-// the A operand of O += P V from registers (the accumulator layout of S is wgmma's register
-// A layout). The two warpgroups interleave: one's softmax overlaps the other's products.
+// A block of 3 warpgroups owns 128 query rows of one (batch, head). Warpgroup 0 is the producer:
+// one thread issues TMA copies of Q once and of K and V blocks of 128 keys into a 2-stage ring,
+// each completing on its own "full" mbarrier; it refills a stage when the consumers' "empty"
+// mbarrier says they are done with it. Warpgroups 1 and 2 (64 query rows each) wait only on
+// barriers, never on each other: S = Q K^T and O += P V with wgmma from shared memory, the
+// softmax of key block j overlapping the P V product of block j - 1 (flash_sm90_blocks.cuh).
+// Registers move from the producer to the consumers with setmaxnreg. TMA writes the tiles in the
+// 128-byte swizzle wgmma reads, zero-fills rows past the sequence and follows any strides, so
+// seq-major operands need nothing special.
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/flash_attention_common.cuh"
 #include "backends/cuda/flash_sm90_blocks.cuh"
 #include "backends/cuda/smem_limit.hpp"
+#include "backends/cuda/tma.cuh"
 #include "backends/cuda/wgmma.cuh"
 
 namespace kpt::cuda::flash {
 
 namespace {
 
-constexpr int kThreads = 256;  // 2 warpgroups
+constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
+constexpr int kStages = 2;     // K and V ring depth
 
-template <int D>
-constexpr int smem_bytes() {
-  // Q, 2 stages of K, 2 of V, 16-bit; plus slack to align the base to 1024 bytes.
-  return (kBr * D + 4 * kBc * D) * 2 + 1024;
-}
+// Positions (1..3) of an operand's seq, head and batch dimensions in its tensor map (dimension
+// 0 is the head dim); the map orders them by stride.
+struct MapDims {
+  int seq = 1, head = 2, batch = 3;
+};
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// Copies rows [row0, row0 + ROWS) of a [seq, D] matrix whose rows are `stride` elements apart
-// into a SW128 tile; rows at or past `valid` are zero-filled.
-template <typename T, int D, int ROWS>
-__device__ __forceinline__ void load_tile(uint32_t tile, const T* src, int64_t row0, int64_t valid,
-                                          int64_t stride) {
-  constexpr int kChunks = D / 8;
-  static_assert(ROWS * kChunks % kThreads == 0);
-#pragma unroll
-  for (int it = 0; it < ROWS * kChunks / kThreads; ++it) {
-    const int idx = threadIdx.x + it * kThreads;
-    const int r = idx / kChunks, ch = idx % kChunks;
-    const bool ok = row0 + r < valid;
-    const T* g = ok ? src + (row0 + r) * stride + ch * 8 : src;
-    cp_async16(tile + sm90::sw128_offset(ROWS, r, ch), g, ok ? 16 : 0);
-  }
-}
-
-#endif
-
-// Arguments of both kernels.
 template <typename T>
 struct Params {
-  const T* q;
-  const T* k;
-  const T* v;
+  CUtensorMap q_map, k_map, v_map;
+  MapDims qd, kd, vd;
   T* o;
   int64_t heads, seq_q, seq_kv;
   float scale_log2;
   const int32_t* kv_lens;
-  HeadStrides qs, ks, vs, os;
+  HeadStrides os;
 };
 
-// kOverlap false: per key block, S = Q K^T, softmax, O += P V, each waited for in turn (the two
-// warpgroups overlap each other). kOverlap true (FlashAttention-3's intra-warpgroup overlap):
-// S_j = Q K_j^T and O += P_{j-1} V_{j-1} are issued together, and the softmax of S_j runs while
-// the tensor cores still multiply P_{j-1} V_{j-1}.
-template <typename T, int D, bool kCausal, bool kOverlap>
+template <int D>
+constexpr int smem_bytes() {
+  // Q, the K and V rings, the barriers (1 + 4 per stage, 8 bytes each); slack to align to 1024.
+  return (kBr * D + 2 * kStages * kBc * D) * 2 + 8 * (1 + 4 * kStages) + 1024;
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// Copies rows [row, row + 128) of head h, batch b, head-dim columns [d, d + 64) into a panel.
+__device__ __forceinline__ void load_panel(uint32_t dst, const CUtensorMap* map, uint32_t bar,
+                                           MapDims m, int d, int row, int h, int b) {
+  auto at = [&](int dim) { return m.seq == dim ? row : m.head == dim ? h : b; };
+  sm90::tma_load_4d(dst, map, bar, d, at(1), at(2), at(3));
+}
+#endif
+
+// kPingpong: the consumer warpgroups take turns issuing their products (two named barriers), so
+// that one's softmax runs while the other's products occupy the tensor cores.
+template <typename T, int D, bool kCausal, bool kPingpong>
 __global__ void __launch_bounds__(kThreads, 1)
     flash_forward_sm90(const __grid_constant__ Params<T> a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace sm90;
-  // Blocks of queries and keys are the same size and aligned, so no key block lies wholly above
-  // a warpgroup's rows under the causal mask: every warpgroup works on every block.
-  static_assert(kBr == kBc);
-  constexpr int kTileQ = kBr * D * 2, kTileKV = kBc * D * 2;  // bytes
+  static_assert(kBr == kBc);  // so every consumer warpgroup works on every key block
+  constexpr uint32_t kTileQ = kBr * D * 2, kTileKV = kBc * D * 2;  // bytes
+  constexpr int kPanels = D / 64;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
   const uint32_t sq = base;
-  const uint32_t sk = sq + kTileQ;       // 2 stages
-  const uint32_t sv = sk + 2 * kTileKV;  // 2 stages
+  const uint32_t sk = sq + kTileQ;
+  const uint32_t sv = sk + kStages * kTileKV;
+  const uint32_t bars = sv + kStages * kTileKV;
+  const uint32_t full_q = bars;
+  auto full_k = [&](int s) { return bars + 8 * (1 + s); };
+  auto full_v = [&](int s) { return bars + 8 * (1 + kStages + s); };
+  auto empty_k = [&](int s) { return bars + 8 * (1 + 2 * kStages + s); };
+  auto empty_v = [&](int s) { return bars + 8 * (1 + 3 * kStages + s); };
 
   // Causal blocks with more queries see more keys: start those first.
   const int qb = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
   const int64_t bh = blockIdx.y;
-  const int64_t b = bh / a.heads, h = bh % a.heads;
-  const int64_t q0 = static_cast<int64_t>(qb) * kBr;
-  const T* qg = a.q + b * a.qs.batch + h * a.qs.head;
-  const T* kg = a.k + b * a.ks.batch + h * a.ks.head;
-  const T* vg = a.v + b * a.vs.batch + h * a.vs.head;
-  T* og = a.o + b * a.os.batch + h * a.os.head;
-
+  const int b = static_cast<int>(bh / a.heads), h = static_cast<int>(bh % a.heads);
+  const int q0 = qb * kBr;
   int64_t kv_len = a.seq_kv;
   if (a.kv_lens) kv_len = min(kv_len, static_cast<int64_t>(max(a.kv_lens[b], 0)));
   int64_t kv_end = kv_len;
-  if (kCausal) kv_end = min(kv_end, q0 + kBr);
+  if (kCausal) kv_end = min(kv_end, static_cast<int64_t>(q0) + kBr);
   const int n_blocks = static_cast<int>((max(kv_end, int64_t{0}) + kBc - 1) / kBc);
 
-  const int wg = threadIdx.x / 128;
-  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int wg_row = wg * 64;                               // warpgroup's first row in the block
-  const int wrow = wg_row + ((threadIdx.x / 32) % 4) * 16;  // warp's first row
-  auto load_k = [&](int j) {
-    load_tile<T, D, kBc>(sk + (j & 1) * kTileKV, kg, static_cast<int64_t>(j) * kBc, a.seq_kv,
-                         a.ks.seq);
-  };
-  auto load_v = [&](int j) {
-    load_tile<T, D, kBc>(sv + (j & 1) * kTileKV, vg, static_cast<int64_t>(j) * kBc, a.seq_kv,
-                         a.vs.seq);
-  };
-
-  float acc[D / 2];  // O: 64 x D per warpgroup, wgmma accumulator layout
-#pragma unroll
-  for (int i = 0; i < D / 2; ++i) acc[i] = 0.0f;
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f}, alpha[2];
-  float s[kBc / 2];
-  uint32_t p[kBc / 16][4];
-
-  load_tile<T, D, kBr>(sq, qg, q0, a.seq_q, a.qs.seq);
-  if (n_blocks > 0) load_k(0);
-  cp_async_commit();
-  if (n_blocks > 0) load_v(0);
-  cp_async_commit();
-
-  if constexpr (!kOverlap) {
-    for (int j = 0; j < n_blocks; ++j) {
-      // Pending: K_j, V_j. K_j is needed now.
-      cp_async_wait<1>();
-      fence_proxy_async();
-      __syncthreads();
-      // Both warpgroups finished their products on the other stage (previous iteration).
-      if (j + 1 < n_blocks) load_k(j + 1);
-      cp_async_commit();  // an empty group when there is nothing to load keeps the counting
-      fence_operands<D>(acc, p);
-      issue_qk<T, D>(s, sq, sk + (j & 1) * kTileKV, wg_row);
-      wgmma_commit();
-      wgmma_wait<0>();
-      fence_registers(s);
-      const int64_t kv0 = static_cast<int64_t>(j) * kBc;
-      mask_scores<kCausal>(s, kv0, kv_len, q0, wrow, g, t);
-      softmax_step(s, m_run, l_run, alpha, a.scale_log2);
-      rescale<D>(acc, alpha);
-      pack_p<T>(s, p);
-      // Pending: V_j and K_{j+1}. V_j is needed now.
-      cp_async_wait<1>();
-      fence_proxy_async();
-      __syncthreads();
-      if (j + 1 < n_blocks) load_v(j + 1);
-      cp_async_commit();
-      fence_operands<D>(acc, p);
-      issue_pv<T, D>(acc, p, sv + (j & 1) * kTileKV);
-      wgmma_commit();
-      wgmma_wait<0>();
-      fence_registers(acc);
+  if (threadIdx.x == 0) {
+    mbar_init(full_q, 1);
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(full_k(s), 1);
+      mbar_init(full_v(s), 1);
+      mbar_init(empty_k(s), 8);  // one arrival per consumer warp
+      mbar_init(empty_v(s), 8);
     }
-  } else if (n_blocks > 0) {
-    // Block 0: S_0 and its softmax (O is still zero: nothing to rescale).
-    cp_async_wait<1>();
-    fence_proxy_async();
-    __syncthreads();
-    if (n_blocks > 1) load_k(1);
-    cp_async_commit();
-    fence_operands<D>(acc, p);
-    issue_qk<T, D>(s, sq, sk, wg_row);
-    wgmma_commit();
-    wgmma_wait<0>();
-    fence_registers(s);
-    mask_scores<kCausal>(s, 0, kv_len, q0, wrow, g, t);
-    softmax_step(s, m_run, l_run, alpha, a.scale_log2);
-    pack_p<T>(s, p);
-    for (int j = 1; j < n_blocks; ++j) {
-      // K_j and V_{j-1} are needed now; both warpgroups are done with K_{j-1} and V_{j-2}.
-      cp_async_wait<0>();
-      fence_proxy_async();
-      __syncthreads();
-      if (j + 1 < n_blocks) load_k(j + 1);
-      load_v(j);
-      cp_async_commit();
-      fence_operands<D>(acc, p);
-      issue_qk<T, D>(s, sq, sk + (j & 1) * kTileKV, wg_row);
-      wgmma_commit();
-      issue_pv<T, D>(acc, p, sv + ((j - 1) & 1) * kTileKV);
-      wgmma_commit();
-      wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
-      fence_registers(s);
-      mask_scores<kCausal>(s, static_cast<int64_t>(j) * kBc, kv_len, q0, wrow, g, t);
-      softmax_step(s, m_run, l_run, alpha, a.scale_log2);
-      wgmma_wait<0>();
-      fence_registers(acc);
-      rescale<D>(acc, alpha);
-      pack_p<T>(s, p);
-    }
-    // The last block's P V.
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();
-    fence_operands<D>(acc, p);
-    issue_pv<T, D>(acc, p, sv + ((n_blocks - 1) & 1) * kTileKV);
-    wgmma_commit();
-    wgmma_wait<0>();
-    fence_registers(acc);
+    mbar_init_fence();
   }
-  cp_async_wait<0>();  // no copy may outlive the block (n_blocks == 0 leaves Q's in flight)
-  store_output<T, D>(acc, l_run, og, q0 + wrow + g, a.seq_q, a.os.seq, t);
+  __syncthreads();
+
+  const int wg = threadIdx.x / 128;
+  if (wg == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    if (threadIdx.x == 0) {
+      mbar_arrive_expect_tx(full_q, kTileQ);
+      for (int pn = 0; pn < kPanels; ++pn)
+        load_panel(sq + pn * kBr * 128, &a.q_map, full_q, a.qd, pn * 64, q0, h, b);
+      for (int j = 0; j < n_blocks; ++j) {
+        const int st = j % kStages;
+        const uint32_t parity = ((j / kStages) + 1) & 1;  // the consumers' release of j - kStages
+        if (j >= kStages) mbar_wait(empty_k(st), parity);
+        mbar_arrive_expect_tx(full_k(st), kTileKV);
+        for (int pn = 0; pn < kPanels; ++pn)
+          load_panel(sk + st * kTileKV + pn * kBc * 128, &a.k_map, full_k(st), a.kd, pn * 64,
+                     j * kBc, h, b);
+        if (j >= kStages) mbar_wait(empty_v(st), parity);
+        mbar_arrive_expect_tx(full_v(st), kTileKV);
+        for (int pn = 0; pn < kPanels; ++pn)
+          load_panel(sv + st * kTileKV + pn * kBc * 128, &a.v_map, full_v(st), a.vd, pn * 64,
+                     j * kBc, h, b);
+      }
+    }
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int wg_row = (wg - 1) * 64;                         // warpgroup's first row
+    const int wrow = wg_row + ((threadIdx.x / 32) % 4) * 16;  // warp's first row
+    auto release = [&](uint32_t bar) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(bar);
+    };
+    // Turns: warpgroup w (1 or 2) waits on named barrier w until the other one arrives there.
+    // Warpgroup 2 arrives once ahead, and skips its last hand-over, so the counts match.
+    auto my_turn = [&] {
+      if constexpr (kPingpong) asm volatile("bar.sync %0, 256;\n" ::"r"(wg) : "memory");
+    };
+    auto your_turn = [&](bool last) {
+      if constexpr (kPingpong)
+        if (!(last && wg == 2)) asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
+    };
+    float acc[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) acc[i] = 0.0f;
+    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f}, alpha[2];
+    float s[kBc / 2];
+    uint32_t p[kBc / 16][4];
+
+    mbar_wait(full_q, 0);  // also when there is no key: no copy may outlive the block
+    if (n_blocks > 0) {
+      if (kPingpong && wg == 2) your_turn(false);
+      mbar_wait(full_k(0), 0);
+      my_turn();
+      fence_operands<D>(acc, p);
+      issue_qk<T, D>(s, sq, sk, wg_row);
+      wgmma_commit();
+      your_turn(false);
+      wgmma_wait<0>();
+      fence_registers(s);
+      release(empty_k(0));
+      mask_scores<kCausal>(s, 0, kv_len, q0, wrow, g, t);
+      softmax_step(s, m_run, l_run, alpha, a.scale_log2);
+      pack_p<T>(s, p);
+      for (int j = 1; j < n_blocks; ++j) {
+        const int st = j % kStages, prev = (j - 1) % kStages;
+        // Both waits before the first wgmma: a wait loop between two wgmmas would make ptxas
+        // fence again. V_{j-1} was requested before K_j, so it is rarely the later one.
+        mbar_wait(full_k(st), (j / kStages) & 1);
+        mbar_wait(full_v(prev), ((j - 1) / kStages) & 1);
+        my_turn();
+        fence_operands<D>(acc, p);
+        issue_qk<T, D>(s, sq, sk + st * kTileKV, wg_row);
+        wgmma_commit();
+        issue_pv<T, D>(acc, p, sv + prev * kTileKV);
+        wgmma_commit();
+        your_turn(false);
+        wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
+        fence_registers(s);
+        release(empty_k(st));
+        mask_scores<kCausal>(s, static_cast<int64_t>(j) * kBc, kv_len, q0, wrow, g, t);
+        softmax_step(s, m_run, l_run, alpha, a.scale_log2);
+        wgmma_wait<0>();
+        fence_registers(acc);
+        release(empty_v(prev));
+        rescale<D>(acc, alpha);
+        pack_p<T>(s, p);
+      }
+      const int last = (n_blocks - 1) % kStages;
+      mbar_wait(full_v(last), ((n_blocks - 1) / kStages) & 1);
+      my_turn();
+      fence_operands<D>(acc, p);
+      issue_pv<T, D>(acc, p, sv + last * kTileKV);
+      wgmma_commit();
+      your_turn(true);
+      wgmma_wait<0>();
+      fence_registers(acc);
+    }
+    T* og = a.o + static_cast<int64_t>(b) * a.os.batch + static_cast<int64_t>(h) * a.os.head;
+    store_output<T, D>(acc, l_run, og, static_cast<int64_t>(q0) + wrow + g, a.seq_q, a.os.seq, t);
+  }
 #endif
 }
 
-template <typename T, int D, bool kCausal, bool kOverlap>
+PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    KPT_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000,
+                                                    cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || f == nullptr)
+      throw Error("flash attention: the CUDA driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// A 4-d tensor map over one operand: head dim, then seq, head and batch ordered by stride (the
+// map wants each stride to cover the previous dimension); boxes of 64 columns x 128 rows, the
+// 128-byte swizzle, zeros past the end.
+CUtensorMap make_map(DType dt, const void* p, HeadStrides st, int64_t seq, int64_t heads,
+                     int64_t batch, int64_t d, MapDims& dims) {
+  struct Dim {
+    int64_t extent, stride;
+    int role;  // 0 seq, 1 head, 2 batch
+  };
+  Dim ds[3] = {{seq, st.seq, 0}, {heads, st.head, 1}, {batch, st.batch, 2}};
+  // A dimension of extent 1 has no meaningful stride: put it last, past everything.
+  int64_t span = d;
+  for (const Dim& x : ds) span = std::max(span, x.stride * x.extent);
+  for (Dim& x : ds)
+    if (x.extent == 1) x.stride = span;
+  std::stable_sort(ds, ds + 3, [](const Dim& x, const Dim& y) { return x.stride < y.stride; });
+  cuuint64_t extent[4] = {static_cast<cuuint64_t>(d), 0, 0, 0};
+  cuuint64_t stride[3];
+  cuuint32_t box[4] = {64, 1, 1, 1};
+  const cuuint32_t ones[4] = {1, 1, 1, 1};
+  for (int i = 0; i < 3; ++i) {
+    extent[i + 1] = static_cast<cuuint64_t>(ds[i].extent);
+    stride[i] = static_cast<cuuint64_t>(ds[i].stride) * 2;
+    if (ds[i].role == 0) {
+      box[i + 1] = kBc;
+      dims.seq = i + 1;
+    } else if (ds[i].role == 1) {
+      dims.head = i + 1;
+    } else {
+      dims.batch = i + 1;
+    }
+  }
+  CUtensorMap map;
+  const CUresult r = encode_tiled()(
+      &map, dt == DType::F16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+      4, const_cast<void*>(p), extent, stride, box, ones, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw Error("flash attention: cuTensorMapEncodeTiled failed (CUresult " + std::to_string(r) +
+                ")");
+  return map;
+}
+
+template <typename T, int D, bool kCausal, bool kPingpong>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
   constexpr int smem = smem_bytes<D>();
-  ensure_dynamic_smem<flash_forward_sm90<T, D, kCausal, kOverlap>>(smem);
+  ensure_dynamic_smem<flash_forward_sm90<T, D, kCausal, kPingpong>>(smem);
   const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(D));
+  Params<T> p{};
+  p.q_map = make_map(a.dtype, a.q, resolved(a.q_strides, a.heads, a.seq_q, D), a.seq_q, a.heads,
+                     a.batch, D, p.qd);
+  p.k_map = make_map(a.dtype, a.k, resolved(a.k_strides, a.heads, a.seq_kv, D), a.seq_kv, a.heads,
+                     a.batch, D, p.kd);
+  p.v_map = make_map(a.dtype, a.v, resolved(a.v_strides, a.heads, a.seq_kv, D), a.seq_kv, a.heads,
+                     a.batch, D, p.vd);
+  p.o = static_cast<T*>(a.o);
+  p.heads = a.heads;
+  p.seq_q = a.seq_q;
+  p.seq_kv = a.seq_kv;
+  p.scale_log2 = scale * 1.4426950408889634f;
+  p.kv_lens = a.kv_lens;
+  p.os = resolved(a.o_strides, a.heads, a.seq_q, D);
   const dim3 grid(static_cast<unsigned>((a.seq_q + kBr - 1) / kBr),
                   static_cast<unsigned>(a.batch * a.heads));
-  const Params<T> p{static_cast<const T*>(a.q),
-                    static_cast<const T*>(a.k),
-                    static_cast<const T*>(a.v),
-                    static_cast<T*>(a.o),
-                    a.heads,
-                    a.seq_q,
-                    a.seq_kv,
-                    scale * 1.4426950408889634f,
-                    a.kv_lens,
-                    resolved(a.q_strides, a.heads, a.seq_q, D),
-                    resolved(a.k_strides, a.heads, a.seq_kv, D),
-                    resolved(a.v_strides, a.heads, a.seq_kv, D),
-                    resolved(a.o_strides, a.heads, a.seq_q, D)};
-  flash_forward_sm90<T, D, kCausal, kOverlap><<<grid, kThreads, smem, stream>>>(p);
+  flash_forward_sm90<T, D, kCausal, kPingpong><<<grid, kThreads, smem, stream>>>(p);
   KPT_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T, bool kOverlap>
+template <typename T, bool kPingpong>
 void launch_typed(const AttentionArgs& a, cudaStream_t stream) {
   if (a.head_dim == 64) {
-    a.causal ? launch<T, 64, true, kOverlap>(a, stream) : launch<T, 64, false, kOverlap>(a, stream);
+    a.causal ? launch<T, 64, true, kPingpong>(a, stream)
+             : launch<T, 64, false, kPingpong>(a, stream);
   } else {
-    a.causal ? launch<T, 128, true, kOverlap>(a, stream)
-             : launch<T, 128, false, kOverlap>(a, stream);
+    a.causal ? launch<T, 128, true, kPingpong>(a, stream)
+             : launch<T, 128, false, kPingpong>(a, stream);
   }
 }
 
 }  // namespace
 
-void flash_attention_sm90(const AttentionArgs& a, bool overlap, cudaStream_t stream) {
+void flash_attention_sm90(const AttentionArgs& a, bool pingpong, cudaStream_t stream) {
+  if (a.seq_q > (int64_t{1} << 31) - kBr || a.seq_kv > (int64_t{1} << 31) - kBc)
+    throw Unsupported("flash attention: sequences over 2^31 - 128 (TMA coordinates are int32)");
   if (a.dtype == DType::F16) {
-    overlap ? launch_typed<__half, true>(a, stream) : launch_typed<__half, false>(a, stream);
+    pingpong ? launch_typed<__half, true>(a, stream) : launch_typed<__half, false>(a, stream);
   } else {
-    overlap ? launch_typed<__nv_bfloat16, true>(a, stream)
-            : launch_typed<__nv_bfloat16, false>(a, stream);
+    pingpong ? launch_typed<__nv_bfloat16, true>(a, stream)
+             : launch_typed<__nv_bfloat16, false>(a, stream);
   }
 }
 
