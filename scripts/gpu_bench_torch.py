@@ -34,7 +34,7 @@ def time_ms(fn, warmup=3, reps=20):
 def bench_attention(rows, quick):
     att = [(torch.bfloat16, 2, 16, 4096, 128), (torch.bfloat16, 4, 32, 4096, 128),
            (torch.bfloat16, 4, 32, 4096, 64), (torch.float16, 4, 32, 4096, 128),
-           (torch.float16, 32, 12, 128, 64)]
+           (torch.float16, 32, 12, 128, 64), (torch.float16, 1, 12, 512, 64)]
     if quick:
         att = att[:1]
     for dt, b, h, s, d in att:

@@ -38,7 +38,8 @@ std::vector<int> device_tiles() {
     return tiles;
   }
   const auto& dev = cuda::current_device();
-  if (dev.major == 9 && dev.minor == 0) return {2, 3, cuda::kTileWgmma, cuda::kTileWgmmaPingpong};
+  if (dev.major == 9 && dev.minor == 0)
+    return {2, 3, cuda::kTileWgmma, cuda::kTileWgmmaPingpong, cuda::kTileWgmma64};
   return {2, 3};
 }
 

@@ -161,16 +161,15 @@ int main(int argc, char** argv) try {
       DType dt;
       int64_t b, h, seq, d;
     };
-    std::vector<A> att = {{DType::BF16, 2, 16, 4096, 128},
-                          {DType::BF16, 4, 32, 4096, 128},
-                          {DType::BF16, 4, 32, 4096, 64},
-                          {DType::F16, 4, 32, 4096, 128},
-                          {DType::F16, 32, 12, 128, 64}};  // BERT-base, batch 32, seq 128
+    std::vector<A> att = {{DType::BF16, 2, 16, 4096, 128}, {DType::BF16, 4, 32, 4096, 128},
+                          {DType::BF16, 4, 32, 4096, 64},  {DType::F16, 4, 32, 4096, 128},
+                          {DType::F16, 32, 12, 128, 64},  // BERT-base, batch 32, seq 128
+                          {DType::F16, 1, 12, 512, 64}};  // GPT-2 prefill, batch 1, seq 512
     if (quick) att.resize(1);
     if (tiles.empty()) {
       tiles = {2, 3};
       if (dev.major == 9 && dev.minor == 0)
-        tiles.insert(tiles.end(), {cuda::kTileWgmma, cuda::kTileWgmmaPingpong});
+        tiles.insert(tiles.end(), {cuda::kTileWgmma, cuda::kTileWgmmaPingpong, cuda::kTileWgmma64});
     }
     for (const A& c : att) {
       auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
@@ -194,10 +193,11 @@ int main(int argc, char** argv) try {
           const double ms = time_ms(s, [&] { cuda::flash_attention(a, s); });
           const std::string shape = "B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " S" +
                                     std::to_string(c.seq) + " D" + std::to_string(c.d);
-          const char* kernel = tile == 2                  ? " [kv64]"
-                               : tile == 3                ? " [kv32]"
-                               : tile == cuda::kTileWgmma ? " [wgmma]"
-                                                          : " [wgmma pingpong]";
+          const char* kernel = tile == 2                    ? " [kv64]"
+                               : tile == 3                  ? " [kv32]"
+                               : tile == cuda::kTileWgmma   ? " [wgmma]"
+                               : tile == cuda::kTileWgmma64 ? " [wgmma 64 rows]"
+                                                            : " [wgmma pingpong]";
           rows.push_back({std::string("attention ") + std::string(dtype_name(c.dt)) +
                               (causal ? " causal" : "") + kernel,
                           shape, ms, cuda::attention_flops(a) / ms / 1e9, 0});

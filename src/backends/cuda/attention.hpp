@@ -24,6 +24,7 @@ struct HeadStrides {
 
 constexpr int kTileWgmma = 4;
 constexpr int kTileWgmmaPingpong = 5;
+constexpr int kTileWgmma64 = 6;
 
 struct AttentionArgs {
   DType dtype = DType::F16;  // F16 or BF16 (Q, K, V and O)
@@ -45,7 +46,9 @@ struct AttentionArgs {
   // mma.sync (sm_80 and up): 2 = 4 warps of 32 query rows over 64-key blocks, 3 = the same over
   // 32-key blocks; compute capability 9.0 only: kTileWgmma = wgmma, a TMA producer warpgroup and
   // 2 consumer warpgroups of 64 query rows over 128-key blocks (the default there),
-  // kTileWgmmaPingpong = that with the consumers taking turns to issue their products.
+  // kTileWgmmaPingpong = that with the consumers taking turns to issue their products,
+  // kTileWgmma64 = 1 consumer warpgroup, 64-row blocks (the default there when 128-row blocks
+  // would not fill the GPU).
   int tile = 0;
 };
 

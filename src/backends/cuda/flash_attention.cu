@@ -354,19 +354,30 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.dtype != DType::F16 && a.dtype != DType::BF16)
     throw Unsupported("flash attention: f16 or bf16 only, not " + std::string(dtype_name(a.dtype)));
   if (a.tile != 0 && a.tile != 2 && a.tile != 3 && a.tile != kTileWgmma &&
-      a.tile != kTileWgmmaPingpong)
+      a.tile != kTileWgmmaPingpong && a.tile != kTileWgmma64)
     throw Error("flash attention: tile " + std::to_string(a.tile) + " (expected 0, 2, 3, " +
-                std::to_string(kTileWgmma) + " or " + std::to_string(kTileWgmmaPingpong) + ")");
+                std::to_string(kTileWgmma) + ", " + std::to_string(kTileWgmmaPingpong) + " or " +
+                std::to_string(kTileWgmma64) + ")");
   // The wgmma kernel runs on compute capability 9.0 only (sm_90a code has no successor).
   const DeviceProps& dev = current_device();
   const bool hopper = dev.major == 9 && dev.minor == 0;
-  const bool wgmma = a.tile == kTileWgmma || a.tile == kTileWgmmaPingpong;
+  const bool wgmma = a.tile == kTileWgmma || a.tile == kTileWgmmaPingpong || a.tile == kTileWgmma64;
   if (wgmma && !hopper)
     throw Unsupported("flash attention: tile " + std::to_string(a.tile) +
                       " (wgmma) needs compute capability 9.0, not " + std::to_string(dev.major) +
                       "." + std::to_string(dev.minor));
   if (wgmma || (a.tile == 0 && hopper)) {
-    flash::flash_attention_sm90(a, a.tile == kTileWgmmaPingpong, stream);
+    int tile = a.tile;
+    if (tile == 0) {
+      // 128-row blocks that leave multiprocessors idle: 64-row blocks, twice as many.
+      const int64_t blocks = (a.seq_q + 127) / 128 * a.batch * a.heads;
+      tile = blocks < dev.multiprocessors ? kTileWgmma64 : kTileWgmma;
+    }
+    flash::flash_attention_sm90(a,
+                                tile == kTileWgmma64         ? flash::Sm90Kernel::Rows64
+                                : tile == kTileWgmmaPingpong ? flash::Sm90Kernel::Rows128Pingpong
+                                                             : flash::Sm90Kernel::Rows128,
+                                stream);
   } else if (a.dtype == DType::F16) {
     launch_typed<__half>(a, stream);
   } else {

@@ -52,7 +52,11 @@ inline HeadStrides resolved(HeadStrides s, int64_t heads, int64_t seq, int64_t d
 }
 
 // The Hopper kernel (flash_attention_sm90.cu), compute capability 9.0 only; `a` is checked.
-// pingpong: the consumer warpgroups take turns issuing their products.
-void flash_attention_sm90(const AttentionArgs& a, bool pingpong, cudaStream_t stream);
+enum class Sm90Kernel {
+  Rows128,          // 2 consumer warpgroups, 128 query rows per block
+  Rows128Pingpong,  // the same, the consumers taking turns to issue their products
+  Rows64,           // 1 consumer warpgroup, 64 query rows per block (small grids)
+};
+void flash_attention_sm90(const AttentionArgs& a, Sm90Kernel kind, cudaStream_t stream);
 
 }  // namespace kpt::cuda::flash

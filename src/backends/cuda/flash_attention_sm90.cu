@@ -28,8 +28,7 @@ namespace kpt::cuda::flash {
 
 namespace {
 
-constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
-constexpr int kStages = 2;     // K and V ring depth
+constexpr int kStages = 2;  // K and V ring depth
 
 // Positions (1..3) of an operand's seq, head and batch dimensions in its tensor map (dimension
 // 0 is the head dim); the map orders them by stride.
@@ -48,10 +47,10 @@ struct Params {
   HeadStrides os;
 };
 
-template <int D>
+template <int D, int kConsumers>
 constexpr int smem_bytes() {
   // Q, the K and V rings, the barriers (1 + 4 per stage, 8 bytes each); slack to align to 1024.
-  return (kBr * D + 2 * kStages * kBc * D) * 2 + 8 * (1 + 4 * kStages) + 1024;
+  return (64 * kConsumers * D + 2 * kStages * kBc * D) * 2 + 8 * (1 + 4 * kStages) + 1024;
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -63,15 +62,21 @@ __device__ __forceinline__ void load_panel(uint32_t dst, const CUtensorMap* map,
 }
 #endif
 
-// kPingpong: the consumer warpgroups take turns issuing their products (two named barriers), so
-// that one's softmax runs while the other's products occupy the tensor cores.
-template <typename T, int D, bool kCausal, bool kPingpong>
-__global__ void __launch_bounds__(kThreads, 1)
+// kConsumers: consumer warpgroups of 64 query rows (2: 128-row blocks; 1: 64-row blocks, twice
+// as many, for grids too small to fill the GPU; then 2 blocks fit on a multiprocessor).
+// kPingpong (2 consumers): they take turns issuing their products (two named barriers), so that
+// one's softmax runs while the other's products occupy the tensor cores.
+template <typename T, int D, bool kCausal, bool kPingpong, int kConsumers>
+__global__ void __launch_bounds__(128 * (1 + kConsumers), kConsumers == 1 ? 2 : 1)
     flash_forward_sm90(const __grid_constant__ Params<T> a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace sm90;
-  static_assert(kBr == kBc);  // so every consumer warpgroup works on every key block
-  constexpr uint32_t kTileQ = kBr * D * 2, kTileKV = kBc * D * 2;  // bytes
+  static_assert(!kPingpong || kConsumers == 2);
+  constexpr int kRows = 64 * kConsumers;  // query rows per block
+  // Query blocks no taller than key blocks and aligned, so no key block lies wholly above a
+  // warpgroup's rows under the causal mask: every warpgroup works on every key block.
+  static_assert(kBc % kRows == 0);
+  constexpr uint32_t kTileQ = kRows * D * 2, kTileKV = kBc * D * 2;  // bytes
   constexpr int kPanels = D / 64;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
@@ -89,11 +94,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int qb = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
   const int64_t bh = blockIdx.y;
   const int b = static_cast<int>(bh / a.heads), h = static_cast<int>(bh % a.heads);
-  const int q0 = qb * kBr;
+  const int q0 = qb * kRows;
   int64_t kv_len = a.seq_kv;
   if (a.kv_lens) kv_len = min(kv_len, static_cast<int64_t>(max(a.kv_lens[b], 0)));
   int64_t kv_end = kv_len;
-  if (kCausal) kv_end = min(kv_end, static_cast<int64_t>(q0) + kBr);
+  if (kCausal) kv_end = min(kv_end, static_cast<int64_t>(q0) + kRows);
   const int n_blocks = static_cast<int>((max(kv_end, int64_t{0}) + kBc - 1) / kBc);
 
   if (threadIdx.x == 0) {
@@ -101,8 +106,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int s = 0; s < kStages; ++s) {
       mbar_init(full_k(s), 1);
       mbar_init(full_v(s), 1);
-      mbar_init(empty_k(s), 8);  // one arrival per consumer warp
-      mbar_init(empty_v(s), 8);
+      mbar_init(empty_k(s), 4 * kConsumers);  // one arrival per consumer warp
+      mbar_init(empty_v(s), 4 * kConsumers);
     }
     mbar_init_fence();
   }
@@ -114,7 +119,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (threadIdx.x == 0) {
       mbar_arrive_expect_tx(full_q, kTileQ);
       for (int pn = 0; pn < kPanels; ++pn)
-        load_panel(sq + pn * kBr * 128, &a.q_map, full_q, a.qd, pn * 64, q0, h, b);
+        load_panel(sq + pn * kRows * 128, &a.q_map, full_q, a.qd, pn * 64, q0, h, b);
       for (int j = 0; j < n_blocks; ++j) {
         const int st = j % kStages;
         const uint32_t parity = ((j / kStages) + 1) & 1;  // the consumers' release of j - kStages
@@ -131,7 +136,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
   } else {
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+    // All the registers the producer gave up: 24 + 2 * 240 = 2 * 168 (2 consumers, one block
+    // per multiprocessor); 24 + 232 = 2 * 128 (1 consumer, two blocks per multiprocessor).
+    if constexpr (kConsumers == 2) {
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+    } else {
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    }
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int wg_row = (wg - 1) * 64;                         // warpgroup's first row
     const int wrow = wg_row + ((threadIdx.x / 32) % 4) * 16;  // warp's first row
@@ -161,7 +172,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_wait(full_k(0), 0);
       my_turn();
       fence_operands<D>(acc, p);
-      issue_qk<T, D>(s, sq, sk, wg_row);
+      issue_qk<T, D, kRows>(s, sq, sk, wg_row);
       wgmma_commit();
       your_turn(false);
       wgmma_wait<0>();
@@ -178,7 +189,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         mbar_wait(full_v(prev), ((j - 1) / kStages) & 1);
         my_turn();
         fence_operands<D>(acc, p);
-        issue_qk<T, D>(s, sq, sk + st * kTileKV, wg_row);
+        issue_qk<T, D, kRows>(s, sq, sk + st * kTileKV, wg_row);
         wgmma_commit();
         issue_pv<T, D>(acc, p, sv + prev * kTileKV);
         wgmma_commit();
@@ -224,10 +235,10 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
 }
 
 // A 4-d tensor map over one operand: head dim, then seq, head and batch ordered by stride (the
-// map wants each stride to cover the previous dimension); boxes of 64 columns x 128 rows, the
+// map wants each stride to cover the previous dimension); boxes of 64 columns x `rows` rows, the
 // 128-byte swizzle, zeros past the end.
 CUtensorMap make_map(DType dt, const void* p, HeadStrides st, int64_t seq, int64_t heads,
-                     int64_t batch, int64_t d, MapDims& dims) {
+                     int64_t batch, int64_t d, int rows, MapDims& dims) {
   struct Dim {
     int64_t extent, stride;
     int role;  // 0 seq, 1 head, 2 batch
@@ -247,7 +258,7 @@ CUtensorMap make_map(DType dt, const void* p, HeadStrides st, int64_t seq, int64
     extent[i + 1] = static_cast<cuuint64_t>(ds[i].extent);
     stride[i] = static_cast<cuuint64_t>(ds[i].stride) * 2;
     if (ds[i].role == 0) {
-      box[i + 1] = kBc;
+      box[i + 1] = static_cast<cuuint32_t>(rows);
       dims.seq = i + 1;
     } else if (ds[i].role == 1) {
       dims.head = i + 1;
@@ -267,18 +278,20 @@ CUtensorMap make_map(DType dt, const void* p, HeadStrides st, int64_t seq, int64
   return map;
 }
 
-template <typename T, int D, bool kCausal, bool kPingpong>
+template <typename T, int D, bool kCausal, bool kPingpong, int kConsumers>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
-  constexpr int smem = smem_bytes<D>();
-  ensure_dynamic_smem<flash_forward_sm90<T, D, kCausal, kPingpong>>(smem);
+  constexpr int kRows = 64 * kConsumers;
+  constexpr int smem = smem_bytes<D, kConsumers>();
+  auto* kernel = flash_forward_sm90<T, D, kCausal, kPingpong, kConsumers>;
+  ensure_dynamic_smem<flash_forward_sm90<T, D, kCausal, kPingpong, kConsumers>>(smem);
   const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(D));
   Params<T> p{};
   p.q_map = make_map(a.dtype, a.q, resolved(a.q_strides, a.heads, a.seq_q, D), a.seq_q, a.heads,
-                     a.batch, D, p.qd);
+                     a.batch, D, kRows, p.qd);
   p.k_map = make_map(a.dtype, a.k, resolved(a.k_strides, a.heads, a.seq_kv, D), a.seq_kv, a.heads,
-                     a.batch, D, p.kd);
+                     a.batch, D, kBc, p.kd);
   p.v_map = make_map(a.dtype, a.v, resolved(a.v_strides, a.heads, a.seq_kv, D), a.seq_kv, a.heads,
-                     a.batch, D, p.vd);
+                     a.batch, D, kBc, p.vd);
   p.o = static_cast<T*>(a.o);
   p.heads = a.heads;
   p.seq_q = a.seq_q;
@@ -286,33 +299,43 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
   p.scale_log2 = scale * 1.4426950408889634f;
   p.kv_lens = a.kv_lens;
   p.os = resolved(a.o_strides, a.heads, a.seq_q, D);
-  const dim3 grid(static_cast<unsigned>((a.seq_q + kBr - 1) / kBr),
+  const dim3 grid(static_cast<unsigned>((a.seq_q + kRows - 1) / kRows),
                   static_cast<unsigned>(a.batch * a.heads));
-  flash_forward_sm90<T, D, kCausal, kPingpong><<<grid, kThreads, smem, stream>>>(p);
+  kernel<<<grid, 128 * (1 + kConsumers), smem, stream>>>(p);
   KPT_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T, bool kPingpong>
-void launch_typed(const AttentionArgs& a, cudaStream_t stream) {
-  if (a.head_dim == 64) {
-    a.causal ? launch<T, 64, true, kPingpong>(a, stream)
-             : launch<T, 64, false, kPingpong>(a, stream);
+template <typename T, int D, bool kCausal>
+void launch_kind(const AttentionArgs& a, Sm90Kernel kind, cudaStream_t stream) {
+  if (kind == Sm90Kernel::Rows64) {
+    launch<T, D, kCausal, false, 1>(a, stream);
+  } else if (kind == Sm90Kernel::Rows128Pingpong) {
+    launch<T, D, kCausal, true, 2>(a, stream);
   } else {
-    a.causal ? launch<T, 128, true, kPingpong>(a, stream)
-             : launch<T, 128, false, kPingpong>(a, stream);
+    launch<T, D, kCausal, false, 2>(a, stream);
+  }
+}
+
+template <typename T>
+void launch_typed(const AttentionArgs& a, Sm90Kernel kind, cudaStream_t stream) {
+  if (a.head_dim == 64) {
+    a.causal ? launch_kind<T, 64, true>(a, kind, stream)
+             : launch_kind<T, 64, false>(a, kind, stream);
+  } else {
+    a.causal ? launch_kind<T, 128, true>(a, kind, stream)
+             : launch_kind<T, 128, false>(a, kind, stream);
   }
 }
 
 }  // namespace
 
-void flash_attention_sm90(const AttentionArgs& a, bool pingpong, cudaStream_t stream) {
-  if (a.seq_q > (int64_t{1} << 31) - kBr || a.seq_kv > (int64_t{1} << 31) - kBc)
+void flash_attention_sm90(const AttentionArgs& a, Sm90Kernel kind, cudaStream_t stream) {
+  if (a.seq_q > (int64_t{1} << 31) - kBc || a.seq_kv > (int64_t{1} << 31) - kBc)
     throw Unsupported("flash attention: sequences over 2^31 - 128 (TMA coordinates are int32)");
   if (a.dtype == DType::F16) {
-    pingpong ? launch_typed<__half, true>(a, stream) : launch_typed<__half, false>(a, stream);
+    launch_typed<__half>(a, kind, stream);
   } else {
-    pingpong ? launch_typed<__nv_bfloat16, true>(a, stream)
-             : launch_typed<__nv_bfloat16, false>(a, stream);
+    launch_typed<__nv_bfloat16>(a, kind, stream);
   }
 }
 

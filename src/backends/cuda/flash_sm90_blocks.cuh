@@ -12,7 +12,6 @@
 
 namespace kpt::cuda::flash {
 
-constexpr int kBr = 128;  // query rows per block, 64 per warpgroup
 constexpr int kBc = 128;  // keys per block
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -100,15 +99,16 @@ __device__ __forceinline__ void fence_operands(float (&acc)[D / 2], uint32_t (&p
   sm90::wgmma_fence();
 }
 
-// Issues S = Q K^T for this warpgroup's 64 rows (K tile at skt), uncommitted.
-template <typename T, int D>
+// Issues S = Q K^T for this warpgroup's 64 rows (Q tile of kRowsQ rows at sq, K tile at skt),
+// uncommitted.
+template <typename T, int D, int kRowsQ>
 __device__ __forceinline__ void issue_qk(float (&s)[kBc / 2], uint32_t sq, uint32_t skt,
                                          int wg_row) {
   using namespace sm90;
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
     const uint64_t da =
-        sw128_desc(sq + (kk / 4) * (kBr * 128) + wg_row * 128 + (kk % 4) * 32, 16, 1024);
+        sw128_desc(sq + (kk / 4) * (kRowsQ * 128) + wg_row * 128 + (kk % 4) * 32, 16, 1024);
     const uint64_t db = sw128_desc(skt + (kk / 4) * (kBc * 128) + (kk % 4) * 32, 16, 1024);
     wgmma_ss<kBc, T>(s, da, db, kk > 0);
   }
