@@ -193,7 +193,8 @@ int main(int argc, char** argv) try {
           const double ms = time_ms(s, [&] { cuda::flash_attention(a, s); });
           const std::string shape = "B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " S" +
                                     std::to_string(c.seq) + " D" + std::to_string(c.d);
-          const char* kernel = tile == 2                    ? " [kv64]"
+          const char* kernel = tile == 0                    ? " [default]"
+                               : tile == 2                  ? " [kv64]"
                                : tile == 3                  ? " [kv32]"
                                : tile == cuda::kTileWgmma   ? " [wgmma]"
                                : tile == cuda::kTileWgmma64 ? " [wgmma 64 rows]"

@@ -369,9 +369,13 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
   if (wgmma || (a.tile == 0 && hopper)) {
     int tile = a.tile;
     if (tile == 0) {
-      // 128-row blocks that leave multiprocessors idle: 64-row blocks, twice as many.
+      // 128-row blocks that leave multiprocessors idle: 64-row blocks, twice as many. Else, by
+      // the H200 figures in docs/GPU.md: pingpong turns pay at head dim 64 (the softmax is as
+      // long as the products there; 437 vs 359 TFLOP/s), not at 128 (583 vs 660).
       const int64_t blocks = (a.seq_q + 127) / 128 * a.batch * a.heads;
-      tile = blocks < dev.multiprocessors ? kTileWgmma64 : kTileWgmma;
+      tile = blocks < dev.multiprocessors ? kTileWgmma64
+             : a.head_dim == 64           ? kTileWgmmaPingpong
+                                          : kTileWgmma;
     }
     flash::flash_attention_sm90(a,
                                 tile == kTileWgmma64         ? flash::Sm90Kernel::Rows64
