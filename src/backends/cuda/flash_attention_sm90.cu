@@ -8,7 +8,9 @@
 // softmax of key block j overlapping the P V product of block j - 1 (flash_sm90_blocks.cuh).
 // Registers move from the producer to the consumers with setmaxnreg. TMA writes the tiles in the
 // 128-byte swizzle wgmma reads, zero-fills rows past the sequence and follows any strides, so
-// seq-major operands need nothing special.
+// seq-major operands need nothing special. Variants: the consumers taking turns to issue their
+// products (pingpong), and one consumer warpgroup over 64-row blocks for grids too small to fill
+// the GPU.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_bf16.h>
@@ -54,7 +56,8 @@ constexpr int smem_bytes() {
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// Copies rows [row, row + 128) of head h, batch b, head-dim columns [d, d + 64) into a panel.
+// Copies the map's box of rows from `row` (head h, batch b), head-dim columns [d, d + 64), into
+// a panel.
 __device__ __forceinline__ void load_panel(uint32_t dst, const CUtensorMap* map, uint32_t bar,
                                            MapDims m, int d, int row, int h, int b) {
   auto at = [&](int dim) { return m.seq == dim ? row : m.head == dim ? h : b; };

@@ -1,7 +1,7 @@
 #pragma once
 // The steps of the sm_90a flash attention kernel (flash_attention_sm90.cu) on one warpgroup's 64
 // query rows and one block of 128 keys, in wgmma's register layouts. Tiles in shared memory are
-// SW128 (wgmma.cuh): Q [128 rows, D], K and V [128 keys, D].
+// SW128 (wgmma.cuh): Q [64 or 128 rows, D], K and V [128 keys, D].
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
