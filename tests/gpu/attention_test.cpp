@@ -39,7 +39,13 @@ std::vector<int> device_tiles() {
   }
   const auto& dev = cuda::current_device();
   if (dev.major == 9 && dev.minor == 0)
-    return {2, 3, cuda::kTileWgmma, cuda::kTileWgmmaPingpong, cuda::kTileWgmma64};
+    return {2,
+            3,
+            cuda::kTileWgmma,
+            cuda::kTileWgmmaPingpong,
+            cuda::kTileWgmma64,
+            cuda::kTileWgmmaPersistent,
+            cuda::kTileWgmma64Persistent};
   return {2, 3};
 }
 
@@ -178,6 +184,15 @@ TEST(CudaAttention, UnequalQueryAndKeyLengths) {
       run_case(dt, {1, 2, 300, 70, 64, true, true}, tile);
     }
   }
+}
+
+// More query blocks than the GPU holds at once (300 of 64 or 128 rows; the persistent grids are
+// 132 and 264 blocks): the persistent kernels give blocks of threads several, in turn, carrying
+// the K/V ring's stages and phases from one to the next (2 key blocks each).
+TEST(CudaAttention, ManyQueryBlocks) {
+  for (int tile : device_tiles())
+    if (tile == cuda::kTileWgmmaPersistent || tile == cuda::kTileWgmma64Persistent)
+      run_case(DType::F16, {3, 100, 64, 130, 64, false, true, true}, tile);
 }
 
 TEST(CudaAttention, RejectsUnsupportedHeadDim) {

@@ -169,7 +169,8 @@ int main(int argc, char** argv) try {
     if (tiles.empty()) {
       tiles = {2, 3};
       if (dev.major == 9 && dev.minor == 0)
-        tiles.insert(tiles.end(), {cuda::kTileWgmma, cuda::kTileWgmmaPingpong, cuda::kTileWgmma64});
+        tiles.insert(tiles.end(), {cuda::kTileWgmma, cuda::kTileWgmmaPingpong, cuda::kTileWgmma64,
+                                   cuda::kTileWgmmaPersistent, cuda::kTileWgmma64Persistent});
     }
     for (const A& c : att) {
       auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
@@ -193,12 +194,14 @@ int main(int argc, char** argv) try {
           const double ms = time_ms(s, [&] { cuda::flash_attention(a, s); });
           const std::string shape = "B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " S" +
                                     std::to_string(c.seq) + " D" + std::to_string(c.d);
-          const char* kernel = tile == 0                    ? " [default]"
-                               : tile == 2                  ? " [kv64]"
-                               : tile == 3                  ? " [kv32]"
-                               : tile == cuda::kTileWgmma   ? " [wgmma]"
-                               : tile == cuda::kTileWgmma64 ? " [wgmma 64 rows]"
-                                                            : " [wgmma pingpong]";
+          const char* kernel = tile == 0                              ? " [default]"
+                               : tile == 2                            ? " [kv64]"
+                               : tile == 3                            ? " [kv32]"
+                               : tile == cuda::kTileWgmma             ? " [wgmma]"
+                               : tile == cuda::kTileWgmma64           ? " [wgmma 64 rows]"
+                               : tile == cuda::kTileWgmmaPersistent   ? " [wgmma persistent]"
+                               : tile == cuda::kTileWgmma64Persistent ? " [wgmma 64 persistent]"
+                                                                      : " [wgmma pingpong]";
           rows.push_back({std::string("attention ") + std::string(dtype_name(c.dt)) +
                               (causal ? " causal" : "") + kernel,
                           shape, ms, cuda::attention_flops(a) / ms / 1e9, 0});

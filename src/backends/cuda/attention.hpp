@@ -25,6 +25,8 @@ struct HeadStrides {
 constexpr int kTileWgmma = 4;
 constexpr int kTileWgmmaPingpong = 5;
 constexpr int kTileWgmma64 = 6;
+constexpr int kTileWgmmaPersistent = 7;
+constexpr int kTileWgmma64Persistent = 8;
 
 struct AttentionArgs {
   DType dtype = DType::F16;  // F16 or BF16 (Q, K, V and O)
@@ -48,7 +50,8 @@ struct AttentionArgs {
   // 2 consumer warpgroups of 64 query rows over 128-key blocks (the default there),
   // kTileWgmmaPingpong = that with the consumers taking turns to issue their products,
   // kTileWgmma64 = 1 consumer warpgroup, 64-row blocks (the default there when 128-row blocks
-  // would not fill the GPU).
+  // would not fill the GPU); kTileWgmmaPersistent, kTileWgmma64Persistent = tiles 4 and 6 with
+  // only as many blocks as fit on the GPU at once, each taking several query blocks in turn.
   int tile = 0;
 };
 

@@ -353,15 +353,15 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
   check_operand("O", a.o, a.o_strides);
   if (a.dtype != DType::F16 && a.dtype != DType::BF16)
     throw Unsupported("flash attention: f16 or bf16 only, not " + std::string(dtype_name(a.dtype)));
-  if (a.tile != 0 && a.tile != 2 && a.tile != 3 && a.tile != kTileWgmma &&
-      a.tile != kTileWgmmaPingpong && a.tile != kTileWgmma64)
-    throw Error("flash attention: tile " + std::to_string(a.tile) + " (expected 0, 2, 3, " +
-                std::to_string(kTileWgmma) + ", " + std::to_string(kTileWgmmaPingpong) + " or " +
-                std::to_string(kTileWgmma64) + ")");
+  const bool wgmma = a.tile == kTileWgmma || a.tile == kTileWgmmaPingpong ||
+                     a.tile == kTileWgmma64 || a.tile == kTileWgmmaPersistent ||
+                     a.tile == kTileWgmma64Persistent;
+  if (a.tile != 0 && a.tile != 2 && a.tile != 3 && !wgmma)
+    throw Error("flash attention: tile " + std::to_string(a.tile) + " (expected 0, 2, 3 or " +
+                std::to_string(kTileWgmma) + " to " + std::to_string(kTileWgmma64Persistent) + ")");
   // The wgmma kernel runs on compute capability 9.0 only (sm_90a code has no successor).
   const DeviceProps& dev = current_device();
   const bool hopper = dev.major == 9 && dev.minor == 0;
-  const bool wgmma = a.tile == kTileWgmma || a.tile == kTileWgmmaPingpong || a.tile == kTileWgmma64;
   if (wgmma && !hopper)
     throw Unsupported("flash attention: tile " + std::to_string(a.tile) +
                       " (wgmma) needs compute capability 9.0, not " + std::to_string(dev.major) +
@@ -377,11 +377,13 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
              : a.head_dim == 64           ? kTileWgmmaPingpong
                                           : kTileWgmma;
     }
-    flash::flash_attention_sm90(a,
-                                tile == kTileWgmma64         ? flash::Sm90Kernel::Rows64
-                                : tile == kTileWgmmaPingpong ? flash::Sm90Kernel::Rows128Pingpong
-                                                             : flash::Sm90Kernel::Rows128,
-                                stream);
+    using flash::Sm90Kernel;
+    const Sm90Kernel kind = tile == kTileWgmma64             ? Sm90Kernel::Rows64
+                            : tile == kTileWgmmaPingpong     ? Sm90Kernel::Rows128Pingpong
+                            : tile == kTileWgmmaPersistent   ? Sm90Kernel::Rows128Persistent
+                            : tile == kTileWgmma64Persistent ? Sm90Kernel::Rows64Persistent
+                                                             : Sm90Kernel::Rows128;
+    flash::flash_attention_sm90(a, kind, stream);
   } else if (a.dtype == DType::F16) {
     launch_typed<__half>(a, stream);
   } else {

@@ -56,6 +56,10 @@ enum class Sm90Kernel {
   Rows128,          // 2 consumer warpgroups, 128 query rows per block
   Rows128Pingpong,  // the same, the consumers taking turns to issue their products
   Rows64,           // 1 consumer warpgroup, 64 query rows per block (small grids)
+  // Persistent: only as many blocks as fit on the GPU at once, each taking several tiles; the
+  // producer loads the next tile while the consumers finish one.
+  Rows128Persistent,
+  Rows64Persistent,
 };
 void flash_attention_sm90(const AttentionArgs& a, Sm90Kernel kind, cudaStream_t stream);
 

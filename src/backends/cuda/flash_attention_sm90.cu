@@ -18,8 +18,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "backends/cuda/cuda_check.hpp"
+#include "backends/cuda/device.hpp"
 #include "backends/cuda/flash_attention_common.cuh"
 #include "backends/cuda/flash_sm90_blocks.cuh"
 #include "backends/cuda/smem_limit.hpp"
@@ -43,7 +45,7 @@ struct Params {
   CUtensorMap q_map, k_map, v_map;
   MapDims qd, kd, vd;
   T* o;
-  int64_t heads, seq_q, seq_kv;
+  int64_t heads, batch_heads, seq_q, seq_kv;
   float scale_log2;
   const int32_t* kv_lens;
   HeadStrides os;
@@ -51,8 +53,8 @@ struct Params {
 
 template <int D, int kConsumers>
 constexpr int smem_bytes() {
-  // Q, the K and V rings, the barriers (1 + 4 per stage, 8 bytes each); slack to align to 1024.
-  return (64 * kConsumers * D + 2 * kStages * kBc * D) * 2 + 8 * (1 + 4 * kStages) + 1024;
+  // Q, the K and V rings, the barriers (2 + 4 per stage, 8 bytes each); slack to align to 1024.
+  return (64 * kConsumers * D + 2 * kStages * kBc * D) * 2 + 8 * (2 + 4 * kStages) + 1024;
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -93,49 +95,72 @@ __global__ void __launch_bounds__(128 * (1 + kConsumers), kConsumers == 1 ? 2 : 
   auto empty_k = [&](int s) { return bars + 8 * (1 + 2 * kStages + s); };
   auto empty_v = [&](int s) { return bars + 8 * (1 + 3 * kStages + s); };
 
-  // Causal blocks with more queries see more keys: start those first.
-  const int qb = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
-  const int64_t bh = blockIdx.y;
-  const int b = static_cast<int>(bh / a.heads), h = static_cast<int>(bh % a.heads);
-  const int q0 = qb * kRows;
-  int64_t kv_len = a.seq_kv;
-  if (a.kv_lens) kv_len = min(kv_len, static_cast<int64_t>(max(a.kv_lens[b], 0)));
-  int64_t kv_end = kv_len;
-  if (kCausal) kv_end = min(kv_end, static_cast<int64_t>(q0) + kRows);
-  const int n_blocks = static_cast<int>((max(kv_end, int64_t{0}) + kBc - 1) / kBc);
+  const uint32_t empty_q = bars + 8 * (1 + 4 * kStages);
+
+  // Work items ("tiles"): one block of query rows of one (batch, head). Block x of the grid
+  // takes tiles x, x + gridDim.x, ... (a grid as large as the tile count: one each; a smaller,
+  // persistent grid: the producer runs ahead into the next tile while the consumers finish).
+  const int n_qb = static_cast<int>((a.seq_q + kRows - 1) / kRows);
+  const int n_tiles = n_qb * static_cast<int>(a.batch_heads);
+  struct Tile {
+    int q0, b, h, n_blocks;
+    int64_t kv_len;
+  };
+  auto tile_at = [&](int tile) {
+    Tile w;
+    // Causal blocks with more queries see more keys: start those first.
+    const int qb = kCausal ? n_qb - 1 - tile % n_qb : tile % n_qb;
+    const int bh = tile / n_qb;
+    w.b = static_cast<int>(bh / a.heads);
+    w.h = static_cast<int>(bh % a.heads);
+    w.q0 = qb * kRows;
+    w.kv_len = a.seq_kv;
+    if (a.kv_lens) w.kv_len = min(w.kv_len, static_cast<int64_t>(max(a.kv_lens[w.b], 0)));
+    int64_t kv_end = w.kv_len;
+    if (kCausal) kv_end = min(kv_end, static_cast<int64_t>(w.q0) + kRows);
+    w.n_blocks = static_cast<int>((max(kv_end, int64_t{0}) + kBc - 1) / kBc);
+    return w;
+  };
 
   if (threadIdx.x == 0) {
     mbar_init(full_q, 1);
+    mbar_init(empty_q, 4 * kConsumers);  // one arrival per consumer warp
     for (int s = 0; s < kStages; ++s) {
       mbar_init(full_k(s), 1);
       mbar_init(full_v(s), 1);
-      mbar_init(empty_k(s), 4 * kConsumers);  // one arrival per consumer warp
+      mbar_init(empty_k(s), 4 * kConsumers);
       mbar_init(empty_v(s), 4 * kConsumers);
     }
     mbar_init_fence();
   }
   __syncthreads();
 
+  // K/V blocks are counted across tiles (`it`): ring stage it % kStages, phase (it / kStages) & 1.
   const int wg = threadIdx.x / 128;
   if (wg == 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
     if (threadIdx.x == 0) {
-      mbar_arrive_expect_tx(full_q, kTileQ);
-      for (int pn = 0; pn < kPanels; ++pn)
-        load_panel(sq + pn * kRows * 128, &a.q_map, full_q, a.qd, pn * 64, q0, h, b);
-      for (int j = 0; j < n_blocks; ++j) {
-        const int st = j % kStages;
-        const uint32_t parity = ((j / kStages) + 1) & 1;  // the consumers' release of j - kStages
-        if (j >= kStages) mbar_wait(empty_k(st), parity);
-        mbar_arrive_expect_tx(full_k(st), kTileKV);
+      int it = 0, round = 0;
+      for (int tile = blockIdx.x; tile < n_tiles; tile += gridDim.x, ++round) {
+        const Tile w = tile_at(tile);
+        if (round > 0) mbar_wait(empty_q, (round - 1) & 1);  // the consumers' last Q reads
+        mbar_arrive_expect_tx(full_q, kTileQ);
         for (int pn = 0; pn < kPanels; ++pn)
-          load_panel(sk + st * kTileKV + pn * kBc * 128, &a.k_map, full_k(st), a.kd, pn * 64,
-                     j * kBc, h, b);
-        if (j >= kStages) mbar_wait(empty_v(st), parity);
-        mbar_arrive_expect_tx(full_v(st), kTileKV);
-        for (int pn = 0; pn < kPanels; ++pn)
-          load_panel(sv + st * kTileKV + pn * kBc * 128, &a.v_map, full_v(st), a.vd, pn * 64,
-                     j * kBc, h, b);
+          load_panel(sq + pn * kRows * 128, &a.q_map, full_q, a.qd, pn * 64, w.q0, w.h, w.b);
+        for (int j = 0; j < w.n_blocks; ++j, ++it) {
+          const int st = it % kStages;
+          const uint32_t parity = ((it / kStages) + 1) & 1;  // the release of it - kStages
+          if (it >= kStages) mbar_wait(empty_k(st), parity);
+          mbar_arrive_expect_tx(full_k(st), kTileKV);
+          for (int pn = 0; pn < kPanels; ++pn)
+            load_panel(sk + st * kTileKV + pn * kBc * 128, &a.k_map, full_k(st), a.kd, pn * 64,
+                       j * kBc, w.h, w.b);
+          if (it >= kStages) mbar_wait(empty_v(st), parity);
+          mbar_arrive_expect_tx(full_v(st), kTileKV);
+          for (int pn = 0; pn < kPanels; ++pn)
+            load_panel(sv + st * kTileKV + pn * kBc * 128, &a.v_map, full_v(st), a.vd, pn * 64,
+                       j * kBc, w.h, w.b);
+        }
       }
     }
   } else {
@@ -154,7 +179,7 @@ __global__ void __launch_bounds__(128 * (1 + kConsumers), kConsumers == 1 ? 2 : 
       if (lane == 0) mbar_arrive(bar);
     };
     // Turns: warpgroup w (1 or 2) waits on named barrier w until the other one arrives there.
-    // Warpgroup 2 arrives once ahead, and skips its last hand-over, so the counts match.
+    // Per tile, warpgroup 2 arrives once ahead and skips its last hand-over, so the counts match.
     auto my_turn = [&] {
       if constexpr (kPingpong) asm volatile("bar.sync %0, 256;\n" ::"r"(wg) : "memory");
     };
@@ -163,63 +188,75 @@ __global__ void __launch_bounds__(128 * (1 + kConsumers), kConsumers == 1 ? 2 : 
         if (!(last && wg == 2)) asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
     };
     float acc[D / 2];
-#pragma unroll
-    for (int i = 0; i < D / 2; ++i) acc[i] = 0.0f;
-    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f}, alpha[2];
+    float m_run[2], l_run[2], alpha[2];
     float s[kBc / 2];
     uint32_t p[kBc / 16][4];
+    auto stage = [](int i) { return i % kStages; };
+    auto phase = [](int i) { return static_cast<uint32_t>((i / kStages) & 1); };
 
-    mbar_wait(full_q, 0);  // also when there is no key: no copy may outlive the block
-    if (n_blocks > 0) {
-      if (kPingpong && wg == 2) your_turn(false);
-      mbar_wait(full_k(0), 0);
-      my_turn();
-      fence_operands<D>(acc, p);
-      issue_qk<T, D, kRows>(s, sq, sk, wg_row);
-      wgmma_commit();
-      your_turn(false);
-      wgmma_wait<0>();
-      fence_registers(s);
-      release(empty_k(0));
-      mask_scores<kCausal>(s, 0, kv_len, q0, wrow, g, t);
-      softmax_step(s, m_run, l_run, alpha, a.scale_log2);
-      pack_p<T>(s, p);
-      for (int j = 1; j < n_blocks; ++j) {
-        const int st = j % kStages, prev = (j - 1) % kStages;
-        // Both waits before the first wgmma: a wait loop between two wgmmas would make ptxas
-        // fence again. V_{j-1} was requested before K_j, so it is rarely the later one.
-        mbar_wait(full_k(st), (j / kStages) & 1);
-        mbar_wait(full_v(prev), ((j - 1) / kStages) & 1);
+    int it = 0, round = 0;
+    for (int tile = blockIdx.x; tile < n_tiles; tile += gridDim.x, ++round) {
+      const Tile w = tile_at(tile);
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) acc[i] = 0.0f;
+      m_run[0] = m_run[1] = -INFINITY;
+      l_run[0] = l_run[1] = 0.0f;
+      mbar_wait(full_q, round & 1);  // also when there is no key: no copy may outlive the block
+      if (w.n_blocks > 0) {
+        if (kPingpong && wg == 2) your_turn(false);
+        mbar_wait(full_k(stage(it)), phase(it));
         my_turn();
         fence_operands<D>(acc, p);
-        issue_qk<T, D, kRows>(s, sq, sk + st * kTileKV, wg_row);
-        wgmma_commit();
-        issue_pv<T, D>(acc, p, sv + prev * kTileKV);
+        issue_qk<T, D, kRows>(s, sq, sk + stage(it) * kTileKV, wg_row);
         wgmma_commit();
         your_turn(false);
-        wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
+        wgmma_wait<0>();
         fence_registers(s);
-        release(empty_k(st));
-        mask_scores<kCausal>(s, static_cast<int64_t>(j) * kBc, kv_len, q0, wrow, g, t);
+        release(empty_k(stage(it)));
+        mask_scores<kCausal>(s, 0, w.kv_len, w.q0, wrow, g, t);
         softmax_step(s, m_run, l_run, alpha, a.scale_log2);
+        pack_p<T>(s, p);
+        for (int j = 1; j < w.n_blocks; ++j) {
+          const int cur = it + j, prev = it + j - 1;
+          // Both waits before the first wgmma: a wait loop between two wgmmas would make ptxas
+          // fence again. V_{j-1} was requested before K_j, so it is rarely the later one.
+          mbar_wait(full_k(stage(cur)), phase(cur));
+          mbar_wait(full_v(stage(prev)), phase(prev));
+          my_turn();
+          fence_operands<D>(acc, p);
+          issue_qk<T, D, kRows>(s, sq, sk + stage(cur) * kTileKV, wg_row);
+          wgmma_commit();
+          issue_pv<T, D>(acc, p, sv + stage(prev) * kTileKV);
+          wgmma_commit();
+          your_turn(false);
+          wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
+          fence_registers(s);
+          release(empty_k(stage(cur)));
+          mask_scores<kCausal>(s, static_cast<int64_t>(j) * kBc, w.kv_len, w.q0, wrow, g, t);
+          softmax_step(s, m_run, l_run, alpha, a.scale_log2);
+          wgmma_wait<0>();
+          fence_registers(acc);
+          release(empty_v(stage(prev)));
+          rescale<D>(acc, alpha);
+          pack_p<T>(s, p);
+        }
+        const int last = it + w.n_blocks - 1;
+        mbar_wait(full_v(stage(last)), phase(last));
+        my_turn();
+        fence_operands<D>(acc, p);
+        issue_pv<T, D>(acc, p, sv + stage(last) * kTileKV);
+        wgmma_commit();
+        your_turn(true);
         wgmma_wait<0>();
         fence_registers(acc);
-        release(empty_v(prev));
-        rescale<D>(acc, alpha);
-        pack_p<T>(s, p);
+        release(empty_v(stage(last)));
+        it += w.n_blocks;
       }
-      const int last = (n_blocks - 1) % kStages;
-      mbar_wait(full_v(last), ((n_blocks - 1) / kStages) & 1);
-      my_turn();
-      fence_operands<D>(acc, p);
-      issue_pv<T, D>(acc, p, sv + last * kTileKV);
-      wgmma_commit();
-      your_turn(true);
-      wgmma_wait<0>();
-      fence_registers(acc);
+      release(empty_q);  // every product reading this tile's Q has completed
+      T* og = a.o + static_cast<int64_t>(w.b) * a.os.batch + static_cast<int64_t>(w.h) * a.os.head;
+      store_output<T, D>(acc, l_run, og, static_cast<int64_t>(w.q0) + wrow + g, a.seq_q, a.os.seq,
+                         t);
     }
-    T* og = a.o + static_cast<int64_t>(b) * a.os.batch + static_cast<int64_t>(h) * a.os.head;
-    store_output<T, D>(acc, l_run, og, static_cast<int64_t>(q0) + wrow + g, a.seq_q, a.os.seq, t);
   }
 #endif
 }
@@ -282,7 +319,7 @@ CUtensorMap make_map(DType dt, const void* p, HeadStrides st, int64_t seq, int64
 }
 
 template <typename T, int D, bool kCausal, bool kPingpong, int kConsumers>
-void launch(const AttentionArgs& a, cudaStream_t stream) {
+void launch(const AttentionArgs& a, bool persistent, cudaStream_t stream) {
   constexpr int kRows = 64 * kConsumers;
   constexpr int smem = smem_bytes<D, kConsumers>();
   auto* kernel = flash_forward_sm90<T, D, kCausal, kPingpong, kConsumers>;
@@ -297,25 +334,29 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
                      a.batch, D, kBc, p.vd);
   p.o = static_cast<T*>(a.o);
   p.heads = a.heads;
+  p.batch_heads = a.batch * a.heads;
   p.seq_q = a.seq_q;
   p.seq_kv = a.seq_kv;
   p.scale_log2 = scale * 1.4426950408889634f;
   p.kv_lens = a.kv_lens;
   p.os = resolved(a.o_strides, a.heads, a.seq_q, D);
-  const dim3 grid(static_cast<unsigned>((a.seq_q + kRows - 1) / kRows),
-                  static_cast<unsigned>(a.batch * a.heads));
-  kernel<<<grid, 128 * (1 + kConsumers), smem, stream>>>(p);
+  // Persistent: as many blocks as fit on the GPU at once, each taking several tiles.
+  int64_t blocks = (a.seq_q + kRows - 1) / kRows * a.batch * a.heads;
+  if (persistent)
+    blocks =
+        std::min<int64_t>(blocks, int64_t{current_device().multiprocessors} * (3 - kConsumers));
+  kernel<<<static_cast<unsigned>(blocks), 128 * (1 + kConsumers), smem, stream>>>(p);
   KPT_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T, int D, bool kCausal>
 void launch_kind(const AttentionArgs& a, Sm90Kernel kind, cudaStream_t stream) {
-  if (kind == Sm90Kernel::Rows64) {
-    launch<T, D, kCausal, false, 1>(a, stream);
+  if (kind == Sm90Kernel::Rows64 || kind == Sm90Kernel::Rows64Persistent) {
+    launch<T, D, kCausal, false, 1>(a, kind == Sm90Kernel::Rows64Persistent, stream);
   } else if (kind == Sm90Kernel::Rows128Pingpong) {
-    launch<T, D, kCausal, true, 2>(a, stream);
+    launch<T, D, kCausal, true, 2>(a, false, stream);
   } else {
-    launch<T, D, kCausal, false, 2>(a, stream);
+    launch<T, D, kCausal, false, 2>(a, kind == Sm90Kernel::Rows128Persistent, stream);
   }
 }
 
@@ -335,6 +376,8 @@ void launch_typed(const AttentionArgs& a, Sm90Kernel kind, cudaStream_t stream) 
 void flash_attention_sm90(const AttentionArgs& a, Sm90Kernel kind, cudaStream_t stream) {
   if (a.seq_q > (int64_t{1} << 31) - kBc || a.seq_kv > (int64_t{1} << 31) - kBc)
     throw Unsupported("flash attention: sequences over 2^31 - 128 (TMA coordinates are int32)");
+  if ((a.seq_q + 63) / 64 * a.batch * a.heads > std::numeric_limits<int>::max())
+    throw Unsupported("flash attention: more than 2^31 query blocks");
   if (a.dtype == DType::F16) {
     launch_typed<__half>(a, kind, stream);
   } else {
