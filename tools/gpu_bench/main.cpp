@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -112,14 +113,31 @@ void write_json(const std::vector<Row>& rows, const std::string& path, const std
 int main(int argc, char** argv) try {
   std::string json;
   bool quick = false;
+  bool attention_only = false;  // --attention: the attention rows alone
+  std::vector<int> tiles;       // --tiles: attention kernels (default: all the device runs)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) {
       json = argv[++i];
     } else if (a == "--quick") {
       quick = true;
+    } else if (a == "--attention") {
+      attention_only = true;
+    } else if (a == "--tiles" && i + 1 < argc) {
+      // Attention kernels to time (AttentionArgs::tile), comma-separated.
+      tiles.clear();
+      for (const char* c = argv[++i]; *c != '\0';) {
+        char* end = nullptr;
+        tiles.push_back(static_cast<int>(std::strtol(c, &end, 10)));
+        if (end == c) {
+          std::fprintf(stderr, "--tiles: a comma-separated list of ints\n");
+          return 2;
+        }
+        c = *end == ',' ? end + 1 : end;
+      }
     } else {
-      std::fprintf(stderr, "usage: kpt_gpu_bench [--json FILE] [--quick]\n");
+      std::fprintf(
+          stderr, "usage: kpt_gpu_bench [--json FILE] [--quick] [--attention] [--tiles N,N,...]\n");
       return 2;
     }
   }
@@ -135,6 +153,67 @@ int main(int argc, char** argv) try {
     fill_random(b, range, s);
     return b;
   };
+
+  // Attention: the shapes (bf16, seq 4096, head dim 128, causal and not), head dim 64,
+  // BERT-base's; every kernel the device runs (tile: see AttentionArgs).
+  auto bench_attention = [&] {
+    struct A {
+      DType dt;
+      int64_t b, h, seq, d;
+    };
+    std::vector<A> att = {{DType::BF16, 2, 16, 4096, 128}, {DType::BF16, 4, 32, 4096, 128},
+                          {DType::BF16, 4, 32, 4096, 64},  {DType::F16, 4, 32, 4096, 128},
+                          {DType::F16, 32, 12, 128, 64},  // BERT-base, batch 32, seq 128
+                          {DType::F16, 1, 12, 512, 64}};  // GPT-2 prefill, batch 1, seq 512
+    if (quick) att.resize(1);
+    if (tiles.empty()) {
+      tiles = {2, 3};
+      if (dev.major == 9 && dev.minor == 0)
+        tiles.insert(tiles.end(), {cuda::kTileWgmma, cuda::kTileWgmmaPingpong, cuda::kTileWgmma64,
+                                   cuda::kTileWgmmaPersistent, cuda::kTileWgmma64Persistent});
+    }
+    for (const A& c : att) {
+      auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
+      auto k = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
+      auto v = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
+      auto o = cuda::DeviceBuffer::allocate(c.dt, {c.b, c.h, c.seq, c.d}, pool, s);
+      for (bool causal : {false, true})
+        for (int tile : tiles) {
+          cuda::AttentionArgs a;
+          a.dtype = c.dt;
+          a.batch = c.b;
+          a.heads = c.h;
+          a.seq_q = a.seq_kv = c.seq;
+          a.head_dim = c.d;
+          a.q = q.data();
+          a.k = k.data();
+          a.v = v.data();
+          a.o = o.data();
+          a.causal = causal;
+          a.tile = tile;
+          const double ms = time_ms(s, [&] { cuda::flash_attention(a, s); });
+          const std::string shape = "B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " S" +
+                                    std::to_string(c.seq) + " D" + std::to_string(c.d);
+          const char* kernel = tile == 0                              ? " [default]"
+                               : tile == 2                            ? " [kv64]"
+                               : tile == 3                            ? " [kv32]"
+                               : tile == cuda::kTileWgmma             ? " [wgmma]"
+                               : tile == cuda::kTileWgmma64           ? " [wgmma 64 rows]"
+                               : tile == cuda::kTileWgmmaPersistent   ? " [wgmma persistent]"
+                               : tile == cuda::kTileWgmma64Persistent ? " [wgmma 64 persistent]"
+                                                                      : " [wgmma pingpong]";
+          rows.push_back({std::string("attention ") + std::string(dtype_name(c.dt)) +
+                              (causal ? " causal" : "") + kernel,
+                          shape, ms, cuda::attention_flops(a) / ms / 1e9, 0});
+        }
+    }
+  };
+  if (attention_only) {
+    bench_attention();
+    print(rows);
+    if (!json.empty()) write_json(rows, json, dev.name);
+    return 0;
+  }
 
   // Memory ceiling: a device-to-device copy (bytes read + written).
   {
@@ -198,43 +277,7 @@ int main(int argc, char** argv) try {
                     ms, 2.0 * m * n * k / ms / 1e9, 0});
   }
 
-  // Attention: the shapes (bf16, seq 4096, head dim 128, causal and not), head dim 64.
-  struct A {
-    DType dt;
-    int64_t b, h, seq, d;
-  };
-  std::vector<A> att = {{DType::BF16, 2, 16, 4096, 128},
-                        {DType::BF16, 4, 32, 4096, 128},
-                        {DType::BF16, 4, 32, 4096, 64},
-                        {DType::F16, 4, 32, 4096, 128},
-                        {DType::F16, 32, 12, 128, 64}};  // BERT-base, batch 32, seq 128
-  if (quick) att.resize(1);
-  for (const A& c : att)
-    for (bool causal : {false, true})
-      for (int tile : {2, 3}) {
-        auto q = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
-        auto k = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
-        auto v = buffer(c.dt, {c.b, c.h, c.seq, c.d}, 1.0f);
-        auto o = cuda::DeviceBuffer::allocate(c.dt, {c.b, c.h, c.seq, c.d}, pool, s);
-        cuda::AttentionArgs a;
-        a.dtype = c.dt;
-        a.batch = c.b;
-        a.heads = c.h;
-        a.seq_q = a.seq_kv = c.seq;
-        a.head_dim = c.d;
-        a.q = q.data();
-        a.k = k.data();
-        a.v = v.data();
-        a.o = o.data();
-        a.causal = causal;
-        a.tile = tile;
-        const double ms = time_ms(s, [&] { cuda::flash_attention(a, s); });
-        const std::string shape = "B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " S" +
-                                  std::to_string(c.seq) + " D" + std::to_string(c.d);
-        rows.push_back({std::string("attention ") + std::string(dtype_name(c.dt)) +
-                            (causal ? " causal" : "") + (tile == 2 ? " [kv64]" : " [kv32]"),
-                        shape, ms, cuda::attention_flops(a) / ms / 1e9, 0});
-      }
+  bench_attention();
 
   // LayerNorm at BERT-base batch 32 x seq 128 (memory-bound: bytes read + written).
   {

@@ -1,7 +1,8 @@
 #pragma once
 // Scaled dot-product attention on the GPU, flash-style: one pass over K and V per block of
 // queries with an online softmax, so the [seq_q, seq_kv] score matrix never reaches device
-// memory. Tensor-core (mma.sync) kernels for f16 and bf16 with head dims 64 and 128.
+// memory. Tensor-core kernels for f16 and bf16 with head dims 64 and 128: wgmma on Hopper
+// (compute capability 9.0), mma.sync elsewhere.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -21,6 +22,12 @@ struct HeadStrides {
   }
 };
 
+constexpr int kTileWgmma = 4;
+constexpr int kTileWgmmaPingpong = 5;
+constexpr int kTileWgmma64 = 6;
+constexpr int kTileWgmmaPersistent = 7;
+constexpr int kTileWgmma64Persistent = 8;
+
 struct AttentionArgs {
   DType dtype = DType::F16;  // F16 or BF16 (Q, K, V and O)
   int64_t batch = 0, heads = 0, seq_q = 0, seq_kv = 0, head_dim = 0;
@@ -37,8 +44,14 @@ struct AttentionArgs {
   // Key padding: batch b sees only its first kv_lens[b] keys ([batch] int32 on the device);
   // nullptr: all keys. A query with no visible key gets zeros.
   const int32_t* kv_lens = nullptr;
-  // Kernel tiling, for benchmarks comparing them: 0 = chosen by seq_kv, 2 = 4 warps
-  // of 32 query rows over 64-key blocks, 3 = the same over 32-key blocks.
+  // Kernel, for tests and benchmarks comparing them: 0 = chosen by the device and seq_kv;
+  // mma.sync (sm_80 and up): 2 = 4 warps of 32 query rows over 64-key blocks, 3 = the same over
+  // 32-key blocks; compute capability 9.0 only: kTileWgmma = wgmma, a TMA producer warpgroup and
+  // 2 consumer warpgroups of 64 query rows over 128-key blocks (the default there),
+  // kTileWgmmaPingpong = that with the consumers taking turns to issue their products,
+  // kTileWgmma64 = 1 consumer warpgroup, 64-row blocks (the default there when 128-row blocks
+  // would not fill the GPU); kTileWgmmaPersistent, kTileWgmma64Persistent = tiles 4 and 6 with
+  // only as many blocks as fit on the GPU at once, each taking several query blocks in turn.
   int tile = 0;
 };
 

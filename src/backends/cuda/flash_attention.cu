@@ -13,27 +13,15 @@
 
 #include "backends/cuda/attention.hpp"
 #include "backends/cuda/cuda_check.hpp"
+#include "backends/cuda/device.hpp"
+#include "backends/cuda/flash_attention_common.cuh"
 #include "backends/cuda/smem_limit.hpp"
 
 namespace kpt::cuda {
 
 namespace {
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n");
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
+using namespace flash;
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -66,25 +54,6 @@ __device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], const ui
       "{%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-template <>
-__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
 }
 
 // Element offset of (row, 16-byte chunk) in a swizzled tile with D columns.
@@ -321,12 +290,6 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
     }
 }
 
-// All-zero strides mean contiguous [batch, heads, seq, D].
-HeadStrides resolved(HeadStrides s, int64_t heads, int64_t seq, int64_t d) {
-  if (s.batch == 0 && s.head == 0 && s.seq == 0) return {heads * seq * d, seq * d, d};
-  return s;
-}
-
 void check_operand(const char* what, const void* p, const HeadStrides& s) {
   const bool aligned = reinterpret_cast<uintptr_t>(p) % 16 == 0 && s.batch % 8 == 0 &&
                        s.head % 8 == 0 && s.seq % 8 == 0;
@@ -388,12 +351,42 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
   check_operand("K", a.k, a.k_strides);
   check_operand("V", a.v, a.v_strides);
   check_operand("O", a.o, a.o_strides);
-  if (a.dtype == DType::F16) {
-    launch_typed<__half>(a, stream);
-  } else if (a.dtype == DType::BF16) {
-    launch_typed<__nv_bfloat16>(a, stream);
-  } else {
+  if (a.dtype != DType::F16 && a.dtype != DType::BF16)
     throw Unsupported("flash attention: f16 or bf16 only, not " + std::string(dtype_name(a.dtype)));
+  const bool wgmma = a.tile == kTileWgmma || a.tile == kTileWgmmaPingpong ||
+                     a.tile == kTileWgmma64 || a.tile == kTileWgmmaPersistent ||
+                     a.tile == kTileWgmma64Persistent;
+  if (a.tile != 0 && a.tile != 2 && a.tile != 3 && !wgmma)
+    throw Error("flash attention: tile " + std::to_string(a.tile) + " (expected 0, 2, 3 or " +
+                std::to_string(kTileWgmma) + " to " + std::to_string(kTileWgmma64Persistent) + ")");
+  // The wgmma kernel runs on compute capability 9.0 only (sm_90a code has no successor).
+  const DeviceProps& dev = current_device();
+  const bool hopper = dev.major == 9 && dev.minor == 0;
+  if (wgmma && !hopper)
+    throw Unsupported("flash attention: tile " + std::to_string(a.tile) +
+                      " (wgmma) needs compute capability 9.0, not " + std::to_string(dev.major) +
+                      "." + std::to_string(dev.minor));
+  if (wgmma || (a.tile == 0 && hopper)) {
+    int tile = a.tile;
+    if (tile == 0) {
+      // By the H200 figures in docs/GPU.md: 64-row blocks at head dim 64 (2 blocks per
+      // multiprocessor hide each other's softmax: 473 vs 403 TFLOP/s at seq 4096, 0.0183 vs
+      // 0.0208 ms at BERT's shape) and wherever 128-row blocks would leave multiprocessors idle
+      // (GPT-2 prefill: 0.0122 vs 0.0151 ms); 128-row blocks otherwise.
+      const int64_t blocks = (a.seq_q + 127) / 128 * a.batch * a.heads;
+      tile = a.head_dim == 64 || blocks < dev.multiprocessors ? kTileWgmma64 : kTileWgmma;
+    }
+    using flash::Sm90Kernel;
+    const Sm90Kernel kind = tile == kTileWgmma64             ? Sm90Kernel::Rows64
+                            : tile == kTileWgmmaPingpong     ? Sm90Kernel::Rows128Pingpong
+                            : tile == kTileWgmmaPersistent   ? Sm90Kernel::Rows128Persistent
+                            : tile == kTileWgmma64Persistent ? Sm90Kernel::Rows64Persistent
+                                                             : Sm90Kernel::Rows128;
+    flash::flash_attention_sm90(a, kind, stream);
+  } else if (a.dtype == DType::F16) {
+    launch_typed<__half>(a, stream);
+  } else {
+    launch_typed<__nv_bfloat16>(a, stream);
   }
 }
 
