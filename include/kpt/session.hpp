@@ -217,6 +217,13 @@ class Session {
   };
   std::vector<Value> run_profiled(const std::map<std::string, Value>& inputs,
                                   std::vector<NodeTime>& times) const;
+  // A profiled run's node times summed by op and kernel, heaviest first.
+  struct OpTime {
+    std::string op, kernel;
+    double ms = 0;
+    int nodes = 0;
+  };
+  static std::vector<OpTime> by_op(const std::vector<NodeTime>& times);
 
  private:
   struct Impl;

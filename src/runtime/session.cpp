@@ -443,6 +443,22 @@ std::vector<Value> Session::run_profiled(const std::map<std::string, Value>& inp
   return impl_->execute(inputs, &observe);
 }
 
+std::vector<Session::OpTime> Session::by_op(const std::vector<NodeTime>& times) {
+  std::map<std::pair<std::string, std::string>, OpTime> sums;
+  for (const auto& t : times) {
+    OpTime& e = sums[{t.op, t.kernel}];
+    e.op = t.op;
+    e.kernel = t.kernel;
+    e.ms += t.ms;
+    e.nodes++;
+  }
+  std::vector<OpTime> rows;
+  for (auto& [key, e] : sums) rows.push_back(std::move(e));
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const OpTime& x, const OpTime& y) { return x.ms > y.ms; });
+  return rows;
+}
+
 std::vector<Value> Session::run_bound(
     const std::map<std::string, Value>& inputs,
     const std::map<std::string, DeviceTensor>& device_inputs,

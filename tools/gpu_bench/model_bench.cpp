@@ -61,30 +61,19 @@ struct DeviceMemory {
 nlohmann::json profile(const Session& s, const std::map<std::string, Value>& inputs, int rows) {
   std::vector<Session::NodeTime> times;
   for (int i = 0; i < 3; ++i) s.run_profiled(inputs, times);  // the last of three, warm
-  std::map<std::pair<std::string, std::string>, std::pair<double, int>> by;
+  const auto by_op = Session::by_op(times);
   double total = 0;
-  for (const auto& t : times) {
-    auto& e = by[{t.op, t.kernel}];
-    e.first += t.ms;
-    e.second++;
-    total += t.ms;
-  }
-  std::vector<std::pair<std::pair<std::string, std::string>, std::pair<double, int>>> sorted(
-      by.begin(), by.end());
-  std::sort(sorted.begin(), sorted.end(),
-            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  for (const auto& r : by_op) total += r.ms;
   std::fprintf(stderr, "profile: one eager run, %.3f ms of device time in %zu nodes\n", total,
                times.size());
   nlohmann::json j = nlohmann::json::array();
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    const auto& [key, value] = sorted[i];
+  for (size_t i = 0; i < by_op.size(); ++i) {
+    const auto& r = by_op[i];
     if (static_cast<int>(i) < rows) {
-      std::fprintf(stderr, "  %8.3f ms %5.1f%% %4d x %s on %s\n", value.first,
-                   100 * value.first / std::max(total, 1e-9), value.second, key.first.c_str(),
-                   key.second.c_str());
+      std::fprintf(stderr, "  %8.3f ms %5.1f%% %4d x %s on %s\n", r.ms,
+                   100 * r.ms / std::max(total, 1e-9), r.nodes, r.op.c_str(), r.kernel.c_str());
     }
-    j.push_back(
-        {{"op", key.first}, {"kernel", key.second}, {"ms", value.first}, {"nodes", value.second}});
+    j.push_back({{"op", r.op}, {"kernel", r.kernel}, {"ms", r.ms}, {"nodes", r.nodes}});
   }
   return j;
 }

@@ -65,29 +65,18 @@ struct Args {
 nlohmann::json print_profile(const Session& session, const std::map<std::string, Value>& feeds) {
   std::vector<Session::NodeTime> times;
   session.run_profiled(feeds, times);
-  std::map<std::pair<std::string, std::string>, std::pair<double, int>> by_op;
+  const auto rows = Session::by_op(times);
   double total = 0;
-  for (const auto& t : times) {
-    auto& e = by_op[{t.op, t.kernel}];
-    e.first += t.ms;
-    e.second++;
-    total += t.ms;
-  }
-  std::vector<std::pair<std::pair<std::string, std::string>, std::pair<double, int>>> rows(
-      by_op.begin(), by_op.end());
-  std::sort(rows.begin(), rows.end(),
-            [](const auto& x, const auto& y) { return x.second.first > y.second.first; });
+  for (const auto& r : rows) total += r.ms;
   std::printf("profile    one run, %.3f ms in %zu nodes; by op and kernel:\n", total, times.size());
   nlohmann::json j = nlohmann::json::array();
   for (size_t i = 0; i < rows.size(); ++i) {
-    const auto& [key, value] = rows[i];
+    const auto& r = rows[i];
     if (i < 15) {
-      std::printf("           %9.3f ms %5.1f%%  %4d x %s on %s\n", value.first,
-                  total > 0 ? 100 * value.first / total : 0.0, value.second, key.first.c_str(),
-                  key.second.c_str());
+      std::printf("           %9.3f ms %5.1f%%  %4d x %s on %s\n", r.ms,
+                  total > 0 ? 100 * r.ms / total : 0.0, r.nodes, r.op.c_str(), r.kernel.c_str());
     }
-    j.push_back(
-        {{"op", key.first}, {"kernel", key.second}, {"ms", value.first}, {"nodes", value.second}});
+    j.push_back({{"op", r.op}, {"kernel", r.kernel}, {"ms", r.ms}, {"nodes", r.nodes}});
   }
   return j;
 }
