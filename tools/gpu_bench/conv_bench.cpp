@@ -14,10 +14,12 @@
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/device.hpp"
 #include "backends/cuda/stream.hpp"
+#include "tools/gpu_bench/event_timing.hpp"
 
 namespace {
 
 using namespace kpt;
+using gpu_bench::time_ms;
 
 struct Shape {
   int64_t cin, cout, k, stride, in;  // square input `in`, pad k / 2
@@ -51,22 +53,6 @@ class PoolAllocator final : public cuda::RunAllocator {
  private:
   cudaStream_t s_;
 };
-
-double time_ms(cudaStream_t s, const std::function<void()>& fn, int reps) {
-  for (int i = 0; i < 3; ++i) fn();
-  KPT_CUDA_CHECK(cudaStreamSynchronize(s));
-  std::vector<double> t;
-  cuda::Event a(true), b(true);
-  for (int i = 0; i < reps; ++i) {
-    a.record(s);
-    fn();
-    b.record(s);
-    b.synchronize();
-    t.push_back(b.elapsed_since(a));
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 // Small values, so that no sum overflows f16; the timing does not depend on them.
 cuda::DeviceBuffer filled(DType dt, Dims dims, cudaStream_t s) {
@@ -132,7 +118,7 @@ int main(int argc, char** argv) try {
     auto ms_for = [&](cuda::ConvMethod method) {
       try {
         return time_ms(
-            s, [&] { cuda::conv2d(gemm, alloc, a, s, method); }, reps);
+            s, [&] { cuda::conv2d(gemm, alloc, a, s, method); }, 3, reps);
       } catch (const std::exception& e) {
         std::printf("  (%s: %s)\n", cuda::to_string(method).c_str(), e.what());
         return -1.0;
@@ -150,7 +136,7 @@ int main(int argc, char** argv) try {
             cuda::im2col(dt, x.data(), col.data(), batch, w, w.out_h * w.out_w, c.cin * c.k * c.k,
                          s);
           },
-          reps);
+          3, reps);
     }
     const double flops = 2.0 * batch * c.cout * w.out_h * w.out_w * c.cin * c.k * c.k;
     char name[64];

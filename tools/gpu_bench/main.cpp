@@ -22,32 +22,17 @@
 #include "backends/cuda/norm.hpp"
 #include "backends/cuda/stream.hpp"
 #include "kpt/tensor.hpp"
+#include "tools/gpu_bench/event_timing.hpp"
 
 namespace {
 
 using namespace kpt;
+using gpu_bench::time_ms;
 
 struct Row {
   std::string kernel, shape;
   double ms = 0, tflops = 0, gbps = 0;
 };
-
-// Median milliseconds of `reps` launches of `fn`, each timed with its own event pair.
-double time_ms(cudaStream_t s, const std::function<void()>& fn, int warmup = 3, int reps = 20) {
-  for (int i = 0; i < warmup; ++i) fn();
-  KPT_CUDA_CHECK(cudaStreamSynchronize(s));
-  std::vector<double> t;
-  cuda::Event a(true), b(true);
-  for (int i = 0; i < reps; ++i) {
-    a.record(s);
-    fn();
-    b.record(s);
-    b.synchronize();
-    t.push_back(b.elapsed_since(a));
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 // Random device data without a host round trip: uniform bytes reinterpreted would give NaNs,
 // so floats are drawn on the host once in a small pattern buffer and tiled.
