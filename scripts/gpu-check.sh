@@ -93,6 +93,8 @@ if [[ $skip != *" models "* ]]; then
     sed -n '/^model /,$p' "$results/$name.log"
   }
   model_bench bert --configs 1x128,32x128 --precisions fp16,fp8 --kpt-args "--profile 12"
+  # The same batch 32 with cuBLASLt's heuristic first choices: what GEMM tuning gains.
+  model_bench bert-untuned --configs 32x128 --precisions fp16,fp8 --kpt-args "--gemm-tuning off"
   model_bench gpt2 --model kpt-gpt --configs 1x512 --kpt-args "--profile 12"
   model_bench resnet50 --model resnet50 --batches 1,32 --compile 1,32,32:cl --kpt-args "--profile 12"
   rm -rf "$work"

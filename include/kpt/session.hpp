@@ -79,6 +79,9 @@ struct SessionOptions {
   std::string target = "cpu";
   // target cuda: capture each input shape's run once as a CUDA graph and replay it.
   bool cuda_graphs = true;
+  // target cuda: time cuBLASLt's candidate algorithms for each GEMM problem at its first run and
+  // keep the fastest (false: the heuristic's first choice).
+  bool cuda_gemm_tuning = true;
   // Engine files (.kpt, docs/ENGINE_FILE.md): false skips the checksums of the weight sections
   // for trusted fast loads (the header, graph and plans are always checked).
   bool verify_engine = true;

@@ -10,6 +10,7 @@
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/fp8.hpp"
 #include "backends/cuda/fp8_product.hpp"
+#include "backends/cuda/graph.hpp"
 #include "core/cast.hpp"
 #include "kpt/error.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
@@ -96,6 +97,42 @@ TEST(CudaGemm, LargeBf16ProductMatchesReference) {
            dbias.data(), Epilogue::BiasGelu);
   expect_close(g.download(dc), reference_gemm(a, b, true, bias, Epilogue::BiasGelu), 1e-2,
                "gemm bf16 512x1024x768 bias+gelu");
+}
+
+// Tuning times the heuristic's candidates at a problem's first run and keeps the fastest:
+// whichever it keeps computes the same product, and a first run inside a graph capture (where
+// nothing can be timed) leaves the plan untuned until an eager run.
+TEST(CudaGemm, TunedPlansComputeTheSameProductAndCaptureDefersTuning) {
+  auto& g = gpu();
+  const int64_t m = 1024, n = 2304, k = 768;  // BERT's QKV projection at 1024 tokens
+  const Tensor a = random_tensor(DType::F16, {m, k});
+  const Tensor b = random_tensor(DType::F16, {n, k}, -0.05f, 0.05f);
+  const Tensor bias = random_tensor(DType::F16, {n});
+  const auto da = g.upload(a), db = g.upload(b), dbias = g.upload(bias);
+  const Tensor want = reference_gemm(a, b, true, bias, Epilogue::BiasGelu);
+  for (bool tune : {true, false}) {
+    cuda::CublasLtGemm gemm(tune);
+    auto dc = g.poisoned(DType::F16, {m, n});
+    gemm.run(GemmPrecision::F16, {m, n, k, true}, da.data(), db.data(), dc.data(), g.stream.get(),
+             dbias.data(), Epilogue::BiasGelu);
+    expect_close(g.download(dc), want, 2e-3, tune ? "tuned" : "heuristic's first");
+    const std::string summary = gemm.tuning_summary();
+    EXPECT_NE(summary.find(tune ? "1 tuned" : "0 tuned"), std::string::npos) << summary;
+  }
+  cuda::CublasLtGemm gemm(true);
+  auto dc = g.poisoned(DType::F16, {m, n});
+  auto product = [&](cudaStream_t s) {
+    gemm.run(GemmPrecision::F16, {m, n, k, true}, da.data(), db.data(), dc.data(), s, dbias.data(),
+             Epilogue::BiasGelu);
+  };
+  cuda::CapturedGraph graph;
+  graph.capture(g.stream.get(), product);
+  EXPECT_NE(gemm.tuning_summary().find("0 tuned"), std::string::npos) << gemm.tuning_summary();
+  graph.replay(g.stream.get());
+  expect_close(g.download(dc), want, 2e-3, "replayed before tuning");
+  product(g.stream.get());
+  EXPECT_NE(gemm.tuning_summary().find("1 tuned"), std::string::npos) << gemm.tuning_summary();
+  expect_close(g.download(dc), want, 2e-3, "eager after tuning");
 }
 
 // Host-side e4m3 quantization with the same scale: what the FP8 GEMM must compute exactly

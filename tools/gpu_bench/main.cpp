@@ -95,10 +95,89 @@ void write_json(const std::vector<Row>& rows, const std::string& path, const std
 
 }  // namespace
 
+// An FP8 product of A [M,K] and B [N,K] (e4m3) with device scales into C of type `out`.
+cuda::Fp8GemmArgs fp8_args(int64_t m, int64_t n, int64_t k, const cuda::DeviceBuffer& a,
+                           const cuda::DeviceBuffer& b, const cuda::DeviceBuffer& scale_a,
+                           const cuda::DeviceBuffer& scale_b, cuda::DeviceBuffer& c, DType out) {
+  cuda::Fp8GemmArgs args;
+  args.m = m;
+  args.n = n;
+  args.k = k;
+  args.a = a.data();
+  args.b = b.data();
+  args.a_scale = static_cast<const float*>(scale_a.data());
+  args.b_scale = static_cast<const float*>(scale_b.data());
+  args.c = c.data();
+  args.out = out;
+  return args;
+}
+
+// BERT-base's four weight products at batch 32 x seq 128 (M = 4096 tokens), in f16 and in FP8
+// (f16 output, the model's epilogues), each with cuBLASLt's heuristic first choice and tuned
+// (the fastest of its candidates), plus the standalone e4m3 quantize an FP8 product pays when
+// no producer writes its input in e4m3: what FP8 saves per product, the facts the FP8
+// selection's cost model stands on.
+void bench_bert_products(std::vector<Row>& rows, cudaStream_t s, cuda::DevicePool& pool,
+                         const std::function<cuda::DeviceBuffer(DType, Dims, float)>& buffer) {
+  struct P {
+    const char* name;
+    int64_t n, k, batch;
+    cuda::Epilogue e;
+  };
+  const int64_t m = 4096;
+  const P products[] = {{"qkv x3", 768, 768, 3, cuda::Epilogue::Bias},
+                        {"attn-out", 768, 768, 1, cuda::Epilogue::Bias},
+                        {"ffn-in +gelu", 3072, 768, 1, cuda::Epilogue::BiasGelu},
+                        {"ffn-out", 768, 3072, 1, cuda::Epilogue::Bias}};
+  for (bool tune : {false, true}) {
+    cuda::CublasLtGemm lt(tune);
+    const std::string how = tune ? " tuned" : " heuristic";
+    for (const P& p : products) {
+      const std::string shape = std::to_string(m) + "x" + std::to_string(p.n) + "x" +
+                                std::to_string(p.k) + (p.batch > 1 ? " x3" : "");
+      const double flops = 2.0 * m * p.n * p.k * p.batch;
+      auto a = buffer(DType::F16, {m, p.k}, 1.0f);
+      auto b = buffer(DType::F16, {p.batch, p.n, p.k}, 0.05f);
+      auto bias = buffer(DType::F16, {p.batch, p.n}, 0.1f);
+      auto c = cuda::DeviceBuffer::allocate(DType::F16, {p.batch, m, p.n}, pool, s);
+      const double ms16 = time_ms(s, [&] {
+        lt.run(cuda::GemmPrecision::F16, {m, p.n, p.k, true, p.batch}, a.data(), b.data(), c.data(),
+               s, bias.data(), p.e);
+      });
+      rows.push_back(
+          {std::string("bert ") + p.name + " f16" + how, shape, ms16, flops / ms16 / 1e9, 0});
+      auto a8 = buffer(DType::F8E4M3FN, {m, p.k}, 200.0f);
+      auto b8 = buffer(DType::F8E4M3FN, {p.batch, p.n, p.k}, 200.0f);
+      auto scale = buffer(DType::F32, {1}, 0.01f);
+      cuda::Fp8GemmArgs args = fp8_args(m, p.n, p.k, a8, b8, scale, scale, c, DType::F16);
+      args.bias = bias.data();
+      args.epilogue = p.e;
+      args.batch = p.batch;
+      for (bool fast : {false, true}) {
+        args.fast_accum = fast;
+        const double ms8 = time_ms(s, [&] { lt.run_fp8(args, s); });
+        rows.push_back({std::string("bert ") + p.name + (fast ? " fp8 fast" : " fp8") + how, shape,
+                        ms8, flops / ms8 / 1e9, 0});
+      }
+    }
+  }
+  for (int64_t k : {768, 3072}) {
+    auto x = buffer(DType::F16, {m, k}, 4.0f);
+    auto q = cuda::DeviceBuffer::allocate(DType::F8E4M3FN, {m, k}, pool, s);
+    auto scale = buffer(DType::F32, {1}, 0.01f);
+    const double ms = time_ms(s, [&] {
+      cuda::quantize_e4m3(DType::F16, x.data(), m * k, scale.data_as<float>(), q.data(), s);
+    });
+    rows.push_back({"quantize f16 -> e4m3", std::to_string(m) + "x" + std::to_string(k), ms, 0,
+                    3.0 * m * k / ms / 1e6});
+  }
+}
+
 int main(int argc, char** argv) try {
   std::string json;
   bool quick = false;
   bool attention_only = false;  // --attention: the attention rows alone
+  bool bert_products = false;   // --bert-products: BERT-base's products in f16 and FP8 alone
   std::vector<int> tiles;       // --tiles: attention kernels (default: all the device runs)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -108,6 +187,8 @@ int main(int argc, char** argv) try {
       quick = true;
     } else if (a == "--attention") {
       attention_only = true;
+    } else if (a == "--bert-products") {
+      bert_products = true;
     } else if (a == "--tiles" && i + 1 < argc) {
       // Attention kernels to time (AttentionArgs::tile), comma-separated.
       tiles.clear();
@@ -121,8 +202,9 @@ int main(int argc, char** argv) try {
         c = *end == ',' ? end + 1 : end;
       }
     } else {
-      std::fprintf(
-          stderr, "usage: kpt_gpu_bench [--json FILE] [--quick] [--attention] [--tiles N,N,...]\n");
+      std::fprintf(stderr,
+                   "usage: kpt_gpu_bench [--json FILE] [--quick] [--attention] [--bert-products] "
+                   "[--tiles N,N,...]\n");
       return 2;
     }
   }
@@ -193,6 +275,12 @@ int main(int argc, char** argv) try {
         }
     }
   };
+  if (bert_products) {
+    bench_bert_products(rows, s, pool, buffer);
+    print(rows);
+    if (!json.empty()) write_json(rows, json, dev.name);
+    return 0;
+  }
   if (attention_only) {
     bench_attention();
     print(rows);
@@ -246,22 +334,14 @@ int main(int argc, char** argv) try {
     auto a = buffer(DType::F8E4M3FN, {m, k}, 200.0f), b = buffer(DType::F8E4M3FN, {n, k}, 200.0f);
     auto c = cuda::DeviceBuffer::allocate(DType::BF16, {m, n}, pool, s);
     auto scale_a = buffer(DType::F32, {1}, 0.01f), scale_b = buffer(DType::F32, {1}, 0.01f);
-    cuda::Fp8GemmArgs args;
-    args.m = m;
-    args.n = n;
-    args.k = k;
-    args.a = a.data();
-    args.b = b.data();
-    args.a_scale = scale_a.data_as<float>();
-    args.b_scale = scale_b.data_as<float>();
-    args.c = c.data();
-    args.out = DType::BF16;
+    cuda::Fp8GemmArgs args = fp8_args(m, n, k, a, b, scale_a, scale_b, c, DType::BF16);
     args.fast_accum = fast;
     const double ms = time_ms(s, [&] { lt.run_fp8(args, s); });
     rows.push_back({fast ? "gemm fp8 e4m3 (fast accum)" : "gemm fp8 e4m3", std::to_string(m) + "^3",
                     ms, 2.0 * m * n * k / ms / 1e9, 0});
   }
 
+  bench_bert_products(rows, s, pool, buffer);
   bench_attention();
 
   // LayerNorm at BERT-base batch 32 x seq 128 (memory-bound: bytes read + written).

@@ -6,6 +6,7 @@
 //
 // usage: kpt_gpu_model_bench MODEL INPUT_DIR [--precision fp16|bf16|fp32] [--iters N]
 //                            [--reference OUT.npy] [--label TEXT] [--profile ROWS]
+//                            [--gemm-tuning on|off]
 // INPUT_DIR holds NAME.npy for each model input. Prints one JSON object per line.
 #include <cuda_runtime.h>
 
@@ -82,12 +83,13 @@ int run(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
                  "usage: kpt_gpu_model_bench MODEL INPUT_DIR [--precision P] [--iters N] "
-                 "[--reference OUT.npy] [--label TEXT]\n");
+                 "[--reference OUT.npy] [--label TEXT] [--profile ROWS] [--gemm-tuning on|off]\n");
     return 2;
   }
   const std::string model = argv[1], input_dir = argv[2];
   std::string precision = "fp16", reference, label;
   int iters = 50, profile_rows = 0;
+  bool gemm_tuning = true;
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--precision") {
@@ -100,6 +102,9 @@ int run(int argc, char** argv) {
       label = v;
     } else if (k == "--profile") {
       profile_rows = std::stoi(v);
+    } else if (k == "--gemm-tuning") {
+      if (v != "on" && v != "off") throw Error("--gemm-tuning takes on or off, got " + v);
+      gemm_tuning = v == "on";
     } else {
       throw Error("unknown option " + k);
     }
@@ -113,6 +118,7 @@ int run(int argc, char** argv) {
     o.target = "cuda";
     o.precision = parse_precision(precision);
     o.cuda_graphs = graphs;
+    o.cuda_gemm_tuning = gemm_tuning;
     const auto t0 = Clock::now();
     Session s = Session::open(model, o);
     const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();

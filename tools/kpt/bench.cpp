@@ -52,6 +52,7 @@ struct Args {
   bool profile = false;
   std::string target = "cpu";
   bool no_cuda_graphs = false;
+  bool no_gemm_tuning = false;
   bool repack = false;
   std::string buckets;
   size_t max_exact_plans = 8;
@@ -185,6 +186,7 @@ void run(const Args& args) {
   options.threads = threads;
   options.target = a.target;
   options.cuda_graphs = !a.no_cuda_graphs;
+  options.cuda_gemm_tuning = !a.no_gemm_tuning;
   options.repack_engine = a.repack;
   options.max_exact_plans = a.max_exact_plans;
   if (!a.buckets.empty()) options.buckets = parse_shape_buckets(a.buckets);
@@ -395,6 +397,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--target", a->target, "cpu (default), cuda or cuda:N");
   cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
                 "with --target cuda: launch kernels one by one instead of replaying a CUDA graph");
+  cmd->add_flag("--no-gemm-tuning", a->no_gemm_tuning,
+                "with --target cuda: take cuBLASLt's heuristic first choice for each GEMM instead "
+                "of timing its candidates at the first run");
   cmd->add_option("--threads", a->threads,
                   "Threads per run, for kpt and ONNX Runtime (0: every "
                   "core, the default)");

@@ -548,7 +548,7 @@ CudaExecutor::CudaExecutor(const ir::Graph& g, const SessionOptions& options, in
   st.plan = make_cuda_plan(g, st.float_dtype, options.precision == Precision::FP8);
   st.stream = std::make_unique<Stream>();
   st.pool = &DevicePool::for_current_device();
-  st.gemm = std::make_unique<CublasLtGemm>();
+  st.gemm = std::make_unique<CublasLtGemm>(options.cuda_gemm_tuning);
   KPT_CUDA_CHECK(cudaMalloc(&st.error_word, sizeof(int32_t)));
   KPT_CUDA_CHECK(cudaMemset(st.error_word, 0, sizeof(int32_t)));
   KPT_CUDA_CHECK(cudaMallocHost(&st.error_host, sizeof(int32_t)));
@@ -595,14 +595,29 @@ double min_cosine(const std::vector<Value>& got, const std::vector<Value>& want)
   return c;
 }
 
+// What FP8 gains a product, in f16 multiply-adds' worth of time per row of X: its count*N*K
+// multiply-adds run at the FP8 rate, less the quantize pass it takes when no producer hands
+// it X in e4m3 (reading K f16 and writing K e4m3 bytes). On the H200 (docs/PERFORMANCE.md,
+// `kpt_gpu_bench --bert-products`) FP8 saves about 0.4 of an f16 product's time at BERT's
+// shapes, and a quantize pass costs about as much as 640 f16 multiply-adds' saving per
+// element; the products' order, not the exact figure, is what the choice uses.
+double fp8_gain(const Fp8ProductKernel& f) {
+  constexpr double kQuantizeCostPerElement = 640.0;
+  double gain = static_cast<double>(f.macs_per_row());
+  if (f.needs_quantize_pass()) gain -= kQuantizeCostPerElement * static_cast<double>(f.k());
+  return gain;
+}
+
 }  // namespace
 
 // Which products keep FP8: all, when the calibration inputs' outputs stay within the accuracy
-// budget of the f16 run's; otherwise, as `auto` precision does on the CPU, each product's harm
-// alone (the outputs' cosine with only it in FP8) orders them, and they are switched to FP8
-// least harmful first, each kept only if the outputs stay within the budget. The budget is
-// SessionOptions::accuracy_budget (a cosine) with a fifth of its slack held back, since the
-// calibration inputs stand for the real ones. Returns the report line.
+// budget of the f16 run's; otherwise each product's harm alone (the outputs' cosine with only
+// it in FP8) is measured, and products are switched to FP8 one at a time, the largest gain
+// (fp8_gain, given the choices so far: a product after one in FP8 skips its quantize pass)
+// per unit of harm first, each kept only if the outputs stay within the budget. Products FP8
+// would not speed up stay in f16. The budget is SessionOptions::accuracy_budget (a cosine)
+// with a fifth of its slack held back, since the calibration inputs stand for the real ones.
+// Returns the report line.
 std::string CudaExecutor::choose_fp8_products(State& st,
                                               const std::function<std::vector<Value>()>& run_once,
                                               const std::vector<Value>& reference) {
@@ -616,31 +631,51 @@ std::string CudaExecutor::choose_fp8_products(State& st,
     return o.str();
   }
   const double target = 1.0 - 0.8 * (1.0 - budget);
-  std::vector<double> alone(products.size());
+  std::vector<double> harm(products.size());
   for (size_t i = 0; i < products.size(); ++i) {
     for (size_t j = 0; j < products.size(); ++j) products[j]->set_fp8(j == i);
-    alone[i] = min_cosine(run_once(), reference);
+    harm[i] = std::max(1.0 - min_cosine(run_once(), reference), 1e-12);
   }
-  std::vector<size_t> order(products.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return alone[a] > alone[b]; });
   for (Fp8ProductKernel* f : products) f->set_fp8(false);
-  size_t kept = 0;
-  double reached = 1.0;
-  for (size_t i : order) {
-    products[i]->set_fp8(true);
+  enum class Choice { Open, Kept, Declined };
+  std::vector<Choice> choice(products.size(), Choice::Open);
+  size_t kept = 0, tried = 0;
+  double reached = 1.0, gained = 0.0, total = 0.0;
+  for (const Fp8ProductKernel* f : products) total += static_cast<double>(f->macs_per_row());
+  for (;;) {
+    size_t best = products.size();
+    double best_ratio = 0.0, best_gain = 0.0;
+    for (size_t i = 0; i < products.size(); ++i) {
+      if (choice[i] != Choice::Open) continue;
+      const double gain = fp8_gain(*products[i]);
+      if (gain <= 0.0) continue;
+      if (best == products.size() || gain / harm[i] > best_ratio) {
+        best = i;
+        best_ratio = gain / harm[i];
+        best_gain = gain;
+      }
+    }
+    if (best == products.size()) break;
+    ++tried;
+    products[best]->set_fp8(true);
     const double c = min_cosine(run_once(), reference);
     if (c >= target) {
+      choice[best] = Choice::Kept;
       ++kept;
       reached = c;
+      gained += best_gain;
     } else {
-      products[i]->set_fp8(false);
+      products[best]->set_fp8(false);
+      choice[best] = Choice::Declined;
     }
   }
-  o << kept << " of " << products.size() << " in FP8, the others declined for accuracy (outputs' "
-    << "cosine to the f16 run " << reached << ", target " << target << " from accuracy budget "
-    << budget << "; all in FP8: " << all << ")";
+  o << kept << " of " << products.size() << " in FP8";
+  if (tried > kept) o << ", " << tried - kept << " declined for accuracy";
+  if (products.size() > tried) o << ", " << products.size() - tried << " where FP8 would not gain";
+  o << " (chosen by gain per unit of harm; outputs' cosine to the f16 run " << reached
+    << ", target " << target << " from accuracy budget " << budget << "; all in FP8: " << all
+    << "; the chosen carry " << static_cast<int>(100.0 * gained / total + 0.5)
+    << "% of the products' multiply-adds, net of quantize passes)";
   return o.str();
 }
 
@@ -798,6 +833,10 @@ std::string CudaExecutor::report() const {
   for (const auto& [form, n] : st.fp8_output_forms)
     o << "              " << n << " writing for the next FP8 product: " << form << "\n";
   o << st.plan.report(st.g);
+  const std::string tuning = st.gemm->tuning_summary();
+  if (!tuning.empty()) o << "gemm tuning   " << tuning << "\n";
+  if (!st.options.cuda_gemm_tuning)
+    o << "              (GEMM tuning turned off by the session options)\n";
   if (!st.options.cuda_graphs)
     o << "              (CUDA graphs turned off by the session options)\n";
   return o.str();

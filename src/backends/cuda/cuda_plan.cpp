@@ -240,8 +240,10 @@ void fuse_fp8_quantize(CudaPlan& plan, const ir::Graph& g, DType float_dtype) {
     if (pp.where != Placement::Gpu) continue;
     if (auto* up = dynamic_cast<Fp8ProductKernel*>(pp.kernel.get())) {
       if (readers[static_cast<size_t>(x)] == 1 &&
-          !plan.values[static_cast<size_t>(x)].graph_output && pp.out.size() == 1)
+          !plan.values[static_cast<size_t>(x)].graph_output && pp.out.size() == 1) {
         up->write_e4m3_for(reader);
+        reader->input_from_product(up);
+      }
       continue;
     }
     const bool norm =
@@ -251,7 +253,10 @@ void fuse_fp8_quantize(CudaPlan& plan, const ir::Graph& g, DType float_dtype) {
     GpuPrepareContext ctx = prepare_context(plan, pnode, pp, float_dtype, true);
     ctx.fp8_reader = reader;
     ctx.output_value = x;
-    if (auto fused = GpuKernelRegistry::instance().prepare(ctx)) pp.kernel = std::move(fused);
+    if (auto fused = GpuKernelRegistry::instance().prepare(ctx)) {
+      pp.kernel = std::move(fused);
+      reader->input_from_norm();
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 // layout cuBLASLt's FP8 kernels take); the activation is quantized on each run with a static
 // per-tensor scale that calibration chose (amax of X over the calibration run / 448, values
 // beyond it saturate to +-448).
+// Products accumulate with cuBLASLt's fast accumulation (PyTorch's _scaled_mm use_fast_accum).
 //
 // Stages: the plan makes the kernel (no device needed: `kpt optimize` explains FP8 plans on any
 // machine); the executor loads the weight, then runs the model once in f16 with every FP8
@@ -57,6 +58,18 @@ class Fp8ProductKernel final : public GpuKernel {
   // calibrated it writes the output in e4m3 with the reader's scale (cuBLASLt's FP8 output),
   // not f16, and the reader skips its quantize.
   void write_e4m3_for(const Fp8ProductKernel* reader) { e4m3_reader_ = reader; }
+  // The plan's record of where X's e4m3 comes from, for the executor's choice of products: a
+  // LayerNorm's e4m3 copy, or the FP8 product before it (only while that one runs in FP8 and
+  // writes e4m3 for this one); otherwise this kernel's own quantize pass.
+  void input_from_norm() { input_from_norm_ = true; }
+  void input_from_product(const Fp8ProductKernel* producer) { producer_ = producer; }
+  // Whether running this product in FP8 now would take its own quantize pass over X.
+  bool needs_quantize_pass() const;
+  bool fp8() const { return stage_ == Stage::Ready; }
+  // Per row of X: the multiply-adds FP8 speeds up (count * N * K) and the elements a quantize
+  // pass converts (K).
+  int64_t macs_per_row() const { return count_ * n_ * k_; }
+  int64_t k() const { return k_; }
   // At executor open, after load(): runs the e4m3-output product once on scratch memory in the
   // forms cuBLASLt may take (C = the output or separate memory, exact or fast accumulation) and
   // keeps the first that runs; if none does, the output stays f16 and the reader quantizes it.
@@ -77,6 +90,8 @@ class Fp8ProductKernel final : public GpuKernel {
   float weight_scale_host_ = 0.0f;
   std::unique_ptr<Fp8Calibrator> input_;  // amax of X and the scale from it
   const Fp8ProductKernel* e4m3_reader_ = nullptr;
+  const Fp8ProductKernel* producer_ = nullptr;
+  bool input_from_norm_ = false;
   bool e4m3_separate_c_ = false, e4m3_fast_accum_ = false;  // chosen by settle_e4m3_output
 };
 

@@ -66,7 +66,10 @@ struct Fp8GemmArgs {
 
 class CublasLtGemm {
  public:
-  explicit CublasLtGemm(size_t workspace_bytes = size_t{32} << 20);
+  // `tune`: each problem's first run outside a CUDA graph capture times cuBLASLt's candidate
+  // algorithms (up to kTuneCandidates from its heuristic) on the real operands and keeps the
+  // fastest; otherwise the heuristic's first is used.
+  explicit CublasLtGemm(bool tune = true, size_t workspace_bytes = size_t{32} << 20);
   ~CublasLtGemm();
   CublasLtGemm(const CublasLtGemm&) = delete;
   CublasLtGemm& operator=(const CublasLtGemm&) = delete;
@@ -81,12 +84,17 @@ class CublasLtGemm {
 
   // How many distinct problems have a cached plan (descriptor, layouts, chosen algorithm).
   size_t cached_plans() const { return plans_.size(); }
+  static constexpr int kTuneCandidates = 8;
+  // What tuning found so far, one line for the device report ("" before any plan).
+  std::string tuning_summary() const;
 
  private:
   struct Plan;
   using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, bool, int64_t>;
   Plan& plan_for(const Key& key, int kind, const GemmShape& shape, Epilogue epilogue,
                  DType out_dtype, bool fast_accum);
+  void tune(Plan& plan, const void* a, const void* b, void* c, const void* c_operand, float alpha,
+            float beta, cudaStream_t stream);
   void execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
                const float* a_scale, const float* b_scale, float alpha, cudaStream_t stream,
                const float* d_scale = nullptr, const void* c_operand = nullptr, float beta = 0.0f);
@@ -95,7 +103,8 @@ class CublasLtGemm {
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
-  std::mutex mu_;
+  bool tune_ = true;
+  mutable std::mutex mu_;
   std::map<Key, Plan*> plans_;
 };
 
