@@ -84,7 +84,7 @@ class CublasLtGemm {
 
   // How many distinct problems have a cached plan (descriptor, layouts, chosen algorithm).
   size_t cached_plans() const { return plans_.size(); }
-  static constexpr int kTuneCandidates = 8;
+  static constexpr int kTuneCandidates = 16;
   // What tuning found so far, one line for the device report ("" before any plan).
   std::string tuning_summary() const;
 
