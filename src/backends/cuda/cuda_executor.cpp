@@ -8,6 +8,7 @@
 #include "backends/cuda/cuda_check.hpp"
 #include "backends/cuda/device.hpp"
 #include "backends/cuda/elementwise.hpp"
+#include "backends/cuda/fp8_choice.hpp"
 #include "backends/cuda/fp8_product.hpp"
 #include "backends/cuda/graph.hpp"
 #include "backends/cuda/memory_pool.hpp"
@@ -637,38 +638,14 @@ std::string CudaExecutor::choose_fp8_products(State& st,
     harm[i] = std::max(1.0 - min_cosine(run_once(), reference), 1e-12);
   }
   for (Fp8ProductKernel* f : products) f->set_fp8(false);
-  enum class Choice { Open, Kept, Declined };
-  std::vector<Choice> choice(products.size(), Choice::Open);
-  size_t kept = 0, tried = 0;
-  double reached = 1.0, gained = 0.0, total = 0.0;
+  double total = 0.0;
   for (const Fp8ProductKernel* f : products) total += static_cast<double>(f->macs_per_row());
-  for (;;) {
-    size_t best = products.size();
-    double best_ratio = 0.0, best_gain = 0.0;
-    for (size_t i = 0; i < products.size(); ++i) {
-      if (choice[i] != Choice::Open) continue;
-      const double gain = fp8_gain(*products[i]);
-      if (gain <= 0.0) continue;
-      if (best == products.size() || gain / harm[i] > best_ratio) {
-        best = i;
-        best_ratio = gain / harm[i];
-        best_gain = gain;
-      }
-    }
-    if (best == products.size()) break;
-    ++tried;
-    products[best]->set_fp8(true);
-    const double c = min_cosine(run_once(), reference);
-    if (c >= target) {
-      choice[best] = Choice::Kept;
-      ++kept;
-      reached = c;
-      gained += best_gain;
-    } else {
-      products[best]->set_fp8(false);
-      choice[best] = Choice::Declined;
-    }
-  }
+  const Fp8Choice chosen = choose_fp8_by_gain(
+      harm, [&](size_t i) { return fp8_gain(*products[i]); },
+      [&](size_t i, bool on) { products[i]->set_fp8(on); },
+      [&] { return min_cosine(run_once(), reference); }, target);
+  const size_t kept = chosen.kept, tried = chosen.tried;
+  const double reached = chosen.reached, gained = chosen.gained;
   o << kept << " of " << products.size() << " in FP8";
   if (tried > kept) o << ", " << tried - kept << " declined for accuracy";
   if (products.size() > tried) o << ", " << products.size() - tried << " where FP8 would not gain";
