@@ -596,14 +596,16 @@ double min_cosine(const std::vector<Value>& got, const std::vector<Value>& want)
   return c;
 }
 
-// What FP8 gains a product, in f16 multiply-adds' worth of time per row of X: its count*N*K
-// multiply-adds run at the FP8 rate, less the quantize pass it takes when no producer hands
-// it X in e4m3 (reading K f16 and writing K e4m3 bytes). On the H200 (docs/PERFORMANCE.md,
-// `kpt_gpu_bench --bert-products`) FP8 saves about 0.4 of an f16 product's time at BERT's
-// shapes, and a quantize pass costs about as much as 640 f16 multiply-adds' saving per
-// element; the products' order, not the exact figure, is what the choice uses.
+// What FP8 gains a product, in units of the time FP8 saves per multiply-add: its count*N*K
+// multiply-adds per row of X, less the quantize pass it takes when no producer hands it X in
+// e4m3 (reading K f16 and writing K e4m3 bytes per row). From the H200's figures at BERT's
+// shapes (`kpt_gpu_bench --bert-products`, docs/GPU.md): FP8 with fast accumulation saves about
+// 1.1e-9 us per multiply-add against f16, and a quantize pass costs 1.3e-6 us per element at
+// K = 3072 (2.6e-6 at K = 768), about 1100 multiply-adds' saving or more. So an attention-out
+// product (768 x 768) gains nothing once its pass is paid, and an FFN-out only after its FFN-in
+// writes e4m3 for it. The products' order, not the exact figure, is what the choice uses.
 double fp8_gain(const Fp8ProductKernel& f) {
-  constexpr double kQuantizeCostPerElement = 640.0;
+  constexpr double kQuantizeCostPerElement = 1100.0;
   double gain = static_cast<double>(f.macs_per_row());
   if (f.needs_quantize_pass()) gain -= kQuantizeCostPerElement * static_cast<double>(f.k());
   return gain;
