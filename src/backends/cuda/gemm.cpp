@@ -246,10 +246,17 @@ void CublasLtGemm::execute(Plan& plan, const void* a, const void* b, void* c, co
         "D_SCALE_POINTER");
   }
   if (!plan.candidates.empty()) tune(plan, a, b, c, c_operand, alpha, beta, stream);
-  check_cublas(api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta,
-                           c_operand ? c_operand : c, plan.c, c, plan.d ? plan.d : plan.c,
-                           &plan.algo, workspace_, workspace_bytes_, stream),
-               "cublasLtMatmul");
+  check_cublas(matmul(plan, plan.algo, a, b, c, c_operand, alpha, beta, stream), "cublasLtMatmul");
+}
+
+// One cuBLASLt launch of the plan with `algo` (cuBLASLt's A is our B; C is `c_operand` or the
+// output itself).
+cublasStatus_t CublasLtGemm::matmul(const Plan& plan, const cublasLtMatmulAlgo_t& algo,
+                                    const void* a, const void* b, void* c, const void* c_operand,
+                                    float alpha, float beta, cudaStream_t stream) {
+  return api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta,
+                     c_operand ? c_operand : c, plan.c, c, plan.d ? plan.d : plan.c, &algo,
+                     workspace_, workspace_bytes_, stream);
 }
 
 // Times each candidate on the real operands (the output is rewritten by every trial and then
@@ -275,9 +282,8 @@ void CublasLtGemm::tune(Plan& plan, const void* a, const void* b, void* c, const
   constexpr float kMargin = 0.03f;
   const size_t count = plan.candidates.size();
   auto launch = [&](size_t i) {
-    return api_.matmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c_in, plan.c, c,
-                       plan.d ? plan.d : plan.c, &plan.candidates[i], workspace_, workspace_bytes_,
-                       stream) == CUBLAS_STATUS_SUCCESS;
+    return matmul(plan, plan.candidates[i], a, b, c, c_operand, alpha, beta, stream) ==
+           CUBLAS_STATUS_SUCCESS;
   };
   std::vector<bool> runs(count);
   for (size_t i = 0; i < count; ++i) runs[i] = launch(i) && launch(i);  // refused: skipped

@@ -93,6 +93,9 @@ class CublasLtGemm {
   using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, bool, int64_t>;
   Plan& plan_for(const Key& key, int kind, const GemmShape& shape, Epilogue epilogue,
                  DType out_dtype, bool fast_accum);
+  cublasStatus_t matmul(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const void* a,
+                        const void* b, void* c, const void* c_operand, float alpha, float beta,
+                        cudaStream_t stream);
   void tune(Plan& plan, const void* a, const void* b, void* c, const void* c_operand, float alpha,
             float beta, cudaStream_t stream);
   void execute(Plan& plan, const void* a, const void* b, void* c, const void* bias,
